@@ -1,0 +1,34 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test lint format bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## Serve the registry on http://127.0.0.1:5000 (SQLite + files in ./data)
+	$(BIN)/cargohold serve
+
+test: $(STAMP) ## Lint and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## Lint only
+	$(BIN)/ruff check .
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## Compare cargohold with CNCF Distribution (docker-registry) on loopback
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,468 @@
+"""The benchmark proper; `python bench/run.py` is the entry point (see bench/README.md).
+
+Both servers are started here, measured interleaved (A, B, A, B...) and stopped at the end;
+results go to bench/results/<timestamp>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import ops
+import report
+import servers
+import wrkload
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENV_PY = REPO / ".venv" / "bin" / "python"
+MB = 1_000_000  # throughput is reported in MB/s (10^6 bytes per second)
+
+
+@dataclass
+class Config:
+    runs: int
+    blob_bytes: int
+    chunk_bytes: int
+    pull_clients: int
+    tags: int
+    tag_concurrency: int
+    page_n: int
+    loop_seconds: float
+    max_requests: int
+    walk_seconds: float
+    use_wrk: bool
+    pull_httpx: bool
+
+    def describe(self) -> dict:
+        return {
+            "runs": self.runs,
+            "blob_size_mib": self.blob_bytes // ops.MiB,
+            "patch_chunk_mib": self.chunk_bytes // ops.MiB,
+            "upload_piece_mib": ops.PIECE // ops.MiB,
+            "pull_clients": self.pull_clients,
+            "tags": self.tags,
+            "tag_setup_concurrency": self.tag_concurrency,
+            "tags_page_n": self.page_n,
+            "loop_seconds": self.loop_seconds,
+            "loop_max_requests": self.max_requests,
+            "walk_seconds": self.walk_seconds,
+            "request_loop_tool": "wrk -t1 (separate process)"
+            if self.use_wrk and wrkload.WRK
+            else "httpx/asyncio (separate process)",
+            "push_tool": "httpx/asyncio in the runner process, body from memory in 1 MiB pieces",
+            "pull_tool": "httpx/asyncio in the runner process"
+            if self.pull_httpx
+            else "raw asyncio sockets in the runner process (recv_into a 1 MiB buffer)",
+            "walk_tool": "http.client keep-alive (separate process)",
+            "order": "interleaved per measurement: cargohold, distribution, cargohold, ...",
+        }
+
+
+@dataclass
+class Target:
+    name: str
+    server: servers.Server
+    client: httpx.AsyncClient | None = None
+    blob_digest: str = ""
+    manifest_digest: str = ""
+    state: dict = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+
+REPO_BLOBS = "bench/blobs"
+REPO_IMAGE = "bench/image"
+REPO_TAGS = "bench/tags"
+
+# (key, metric, label, unit, higher_is_better)
+ROWS = [
+    ("push_mono", "mbps", "blob push monolithic (POST+PUT)", "MB/s", True),
+    ("push_chunked", "mbps", "blob push chunked (PATCH 16 MiB)", "MB/s", True),
+    ("pull_1", "mbps", "blob pull, 1 client", "MB/s", True),
+    ("pull_n", "mbps", "blob pull, 8 clients (aggregate)", "MB/s", True),
+]
+for _op, _name in (("get", "manifest GET by tag"), ("head", "manifest HEAD by digest")):
+    for _c in (1, 32):
+        _k = f"manifest_{_op}_c{_c}"
+        ROWS += [
+            (_k, "rps", f"{_name}, c={_c}", "req/s", True),
+            (_k, "p50_ms", f"{_name}, c={_c} p50", "ms", False),
+            (_k, "p99_ms", f"{_name}, c={_c} p99", "ms", False),
+        ]
+ROWS += [
+    ("tags_full_c1", "rps", "tags/list full, c=1", "req/s", True),
+    ("tags_full_c1", "p99_ms", "tags/list full, c=1 p99", "ms", False),
+    ("tags_full_c8", "rps", "tags/list full, c=8", "req/s", True),
+    ("tags_walk", "walks_per_s", "tags/list n=100 walk, whole list", "walks/s", True),
+    ("tags_walk", "rps", "tags/list n=100 walk, pages", "req/s", True),
+    ("tag_setup", "rps", "tag PUT (setup, c=16)", "req/s", True),
+]
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Bench:
+    def __init__(self, cfg: Config, targets: list[Target]):
+        self.cfg = cfg
+        self.targets = targets
+        self.results: dict[str, dict[str, list[dict]]] = {t.name: {} for t in targets}
+        self.notes: list[str] = []
+        self.data = bytearray(os.urandom(cfg.blob_bytes))
+        self.counter = 0
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def fresh_blob(self, target: Target) -> tuple[memoryview, str]:
+        """Same random body with a unique 8-byte prefix, so every push is a new blob."""
+        self.counter += 1
+        self.data[:8] = struct.pack(">Q", self.counter)
+        return memoryview(self.data), ops.sha256_digest(self.data)
+
+    async def measure(self, key: str, target: Target, fn, run: int) -> None:
+        server = target.server
+        rec: dict = {"run": run}
+        if not server.alive():
+            rec["error"] = "server not running"
+        else:
+            s0, c0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+            try:
+                rec.update(await fn(target))
+            except Exception as e:  # record and go on with the other measurements
+                rec["error"] = f"{type(e).__name__}: {e}"[:400]
+            rec.setdefault("wall_s", time.perf_counter() - t0)
+            rec["server_cpu_s"] = server.cpu_seconds() - s0
+            rec.setdefault("client_cpu_s", time.process_time() - c0)
+        self.results[target.name].setdefault(key, []).append(rec)
+        shown = {
+            k: round(v, 2)
+            for k, v in rec.items()
+            if k
+            in ("mbps", "rps", "p50_ms", "p99_ms", "walks_per_s", "server_cpu_s", "client_cpu_s")
+        }
+        log(f"  run {run} {key:<18} {target.name:<12} {rec.get('error') or shown}")
+
+    # --- setup ------------------------------------------------------------------------
+
+    async def setup(self, target: Target) -> None:
+        cfg = self.cfg
+        target.client = ops.new_client(target.base, connections=64)
+        c = target.client
+        view, digest = self.fresh_blob(target)
+        await ops.push_monolithic(c, REPO_BLOBS, view, digest)
+        n = await ops.pull_blob(c, REPO_BLOBS, digest, verify=True)
+        assert n == cfg.blob_bytes, (n, cfg.blob_bytes)
+        target.blob_digest = digest
+        manifest, mdigest = await ops.push_image(c, REPO_IMAGE, "latest")
+        await ops.get_manifest(c, REPO_IMAGE, "latest", "GET")
+        await ops.get_manifest(c, REPO_IMAGE, mdigest, "HEAD")
+        target.manifest_digest = mdigest
+        # tags: same manifest (blobs pushed to the tags repo first), cfg.tags tags
+        await ops.push_image(c, REPO_TAGS, "base")
+        t0 = time.process_time()
+        s0 = target.server.cpu_seconds()
+        secs = await ops.push_tags(c, REPO_TAGS, manifest, cfg.tags, cfg.tag_concurrency)
+        self.results[target.name]["tag_setup"] = [
+            {
+                "run": 0,
+                "rps": cfg.tags / secs,
+                "wall_s": secs,
+                "client_cpu_s": time.process_time() - t0,
+                "server_cpu_s": target.server.cpu_seconds() - s0,
+            }
+        ]
+        tags = await ops.list_tags(c, REPO_TAGS)
+        want = {ops.tag_name(i) for i in range(cfg.tags)} | {"base"}
+        if set(tags) != want:
+            raise ops.BenchError(f"tags/list returned {len(tags)} tags, want {len(want)}")
+        log(
+            f"  setup {target.name}: blob {cfg.blob_bytes // ops.MiB} MiB, image "
+            f"{mdigest[:19]}..., {cfg.tags} tags in {secs:.1f}s"
+        )
+
+    # --- measurements -----------------------------------------------------------------
+
+    async def m_push_mono(self, t: Target) -> dict:
+        view, digest = self.fresh_blob(t)
+        os.sync()
+        t0 = time.perf_counter()
+        await ops.push_monolithic(t.client, REPO_BLOBS, view, digest)
+        dt = time.perf_counter() - t0
+        return {"mbps": len(view) / dt / MB, "wall_s": dt}
+
+    async def m_push_chunked(self, t: Target) -> dict:
+        view, digest = self.fresh_blob(t)
+        os.sync()
+        t0 = time.perf_counter()
+        await ops.push_chunked(t.client, REPO_BLOBS, view, digest, self.cfg.chunk_bytes)
+        dt = time.perf_counter() - t0
+        return {"mbps": len(view) / dt / MB, "wall_s": dt}
+
+    async def m_pull_1(self, t: Target) -> dict:
+        t0 = time.perf_counter()
+        if self.cfg.pull_httpx:
+            n = await ops.pull_blob(t.client, REPO_BLOBS, t.blob_digest)
+        else:
+            n = await ops.raw_pull(t.base, REPO_BLOBS, t.blob_digest, 1)
+        dt = time.perf_counter() - t0
+        if n != self.cfg.blob_bytes:
+            raise ops.BenchError(f"short read {n}")
+        return {"mbps": n / dt / MB, "wall_s": dt}
+
+    async def m_pull_n(self, t: Target) -> dict:
+        k = self.cfg.pull_clients
+        t0 = time.perf_counter()
+        if self.cfg.pull_httpx:
+            n = await ops.pull_concurrent(t.client, REPO_BLOBS, t.blob_digest, k)
+        else:
+            n = await ops.raw_pull(t.base, REPO_BLOBS, t.blob_digest, k)
+        dt = time.perf_counter() - t0
+        if n != self.cfg.blob_bytes * k:
+            raise ops.BenchError(f"short read {n}")
+        return {"mbps": n / dt / MB, "wall_s": dt}
+
+    def _loop(self, t: Target, path: str, method: str, conns: int, accept: str | None) -> dict:
+        headers = {"Accept": accept} if accept else {}
+        res = wrkload.run_loop(
+            self.cfg.use_wrk,
+            url=t.base + path,
+            method=method,
+            headers=headers,
+            connections=conns,
+            seconds=self.cfg.loop_seconds,
+            max_requests=self.cfg.max_requests,
+        )
+        if res.errors or not res.requests:
+            raise ops.BenchError(f"{res.errors} errors in {res.requests} requests ({res.tool})")
+        return {
+            "rps": res.rps,
+            "p50_ms": res.p50_ms,
+            "p99_ms": res.p99_ms,
+            "requests": res.requests,
+            "wall_s": res.seconds,
+            "client_cpu_s": res.client_cpu_s,
+            "tool": res.tool,
+        }
+
+    def manifest_loop(self, op: str, conns: int):
+        async def fn(t: Target) -> dict:
+            if op == "get":
+                return self._loop(
+                    t, f"/v2/{REPO_IMAGE}/manifests/latest", "GET", conns, ops.OCI_MANIFEST
+                )
+            return self._loop(
+                t,
+                f"/v2/{REPO_IMAGE}/manifests/{t.manifest_digest}",
+                "HEAD",
+                conns,
+                ops.OCI_MANIFEST,
+            )
+
+        return fn
+
+    def tags_loop(self, conns: int):
+        async def fn(t: Target) -> dict:
+            return self._loop(t, f"/v2/{REPO_TAGS}/tags/list", "GET", conns, None)
+
+        return fn
+
+    async def m_tags_walk(self, t: Target) -> dict:
+        cfg = self.cfg
+        d, cpu = wrkload.run_walk(
+            f"{t.base}/v2/{REPO_TAGS}/tags/list",
+            n=cfg.page_n,
+            expect=cfg.tags + 1,
+            seconds=cfg.walk_seconds,
+            max_walks=10_000,
+        )
+        if d["error"]:
+            raise ops.BenchError(d["error"])
+        walks, pages, dt = d["walks"], d["pages"], d["seconds"]
+        note = f"{t.name}: tags/list ?n={cfg.page_n} " + (
+            f"paginated ({pages // max(walks, 1)} pages per walk)"
+            if d["paginated"]
+            else "ignored n (whole list in one response)"
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+        return {
+            "walks_per_s": walks / dt,
+            "rps": pages / dt,
+            "pages_per_walk": pages / max(walks, 1),
+            "paginated": d["paginated"],
+            "wall_s": dt,
+            "client_cpu_s": cpu,
+        }
+
+    # --- driver -----------------------------------------------------------------------
+
+    def plan(self) -> list[tuple[str, object]]:
+        return [
+            ("push_mono", self.m_push_mono),
+            ("push_chunked", self.m_push_chunked),
+            ("pull_1", self.m_pull_1),
+            ("pull_n", self.m_pull_n),
+            ("manifest_get_c1", self.manifest_loop("get", 1)),
+            ("manifest_get_c32", self.manifest_loop("get", 32)),
+            ("manifest_head_c1", self.manifest_loop("head", 1)),
+            ("manifest_head_c32", self.manifest_loop("head", 32)),
+            ("tags_full_c1", self.tags_loop(1)),
+            ("tags_full_c8", self.tags_loop(8)),
+            ("tags_walk", self.m_tags_walk),
+        ]
+
+    async def run(self) -> None:
+        for t in self.targets:
+            try:
+                await self.setup(t)
+            except Exception as e:
+                log(f"  setup {t.name} FAILED: {type(e).__name__}: {e}")
+                self.notes.append(f"{t.name}: setup failed: {type(e).__name__}: {e}"[:400])
+        try:
+            for run in range(1, self.cfg.runs + 1):
+                log(f"run {run}/{self.cfg.runs}")
+                for key, fn in self.plan():
+                    for t in self.targets:
+                        await self.measure(key, t, fn, run)
+        finally:
+            for t in self.targets:
+                if t.client is not None:
+                    await t.client.aclose()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark cargohold against CNCF Distribution on loopback.",
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="smaller blobs, fewer tags, shorter loops")
+    p.add_argument("--runs", type=int, help="interleaved repetitions (default 3, quick 2)")
+    p.add_argument("--only", choices=["both", "cargohold", "distribution"], default="both")
+    p.add_argument("--cargohold-python", default=str(VENV_PY), help="python that has cargohold")
+    p.add_argument(
+        "--cargohold-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `cargohold serve` (repeatable)",
+    )
+    p.add_argument("--no-wrk", action="store_true", help="use the httpx loop instead of wrk")
+    p.add_argument(
+        "--pull-httpx",
+        action="store_true",
+        help="pull blobs with httpx instead of the raw-socket byte counter",
+    )
+    p.add_argument("--blob-mib", type=int, help="override blob size")
+    p.add_argument("--tags", type=int, help="override number of tags")
+    p.add_argument("--seconds", type=float, help="override seconds per request loop")
+    p.add_argument("--out", default=str(BENCH / "results"), help="results directory")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    return p.parse_args(argv)
+
+
+def make_config(a: argparse.Namespace) -> Config:
+    q = a.quick
+    return Config(
+        runs=a.runs or (2 if q else 3),
+        blob_bytes=(a.blob_mib or (64 if q else 256)) * ops.MiB,
+        chunk_bytes=16 * ops.MiB,
+        pull_clients=8,
+        tags=a.tags or (500 if q else 5000),
+        tag_concurrency=16,
+        page_n=100,
+        loop_seconds=a.seconds or (2.0 if q else 5.0),
+        max_requests=200_000,
+        walk_seconds=(a.seconds or (2.0 if q else 5.0)),
+        use_wrk=not a.no_wrk,
+        pull_httpx=a.pull_httpx,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    cfg = make_config(a)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    notes: list[str] = []
+    # data on the same disk as /var/tmp (not tmpfs) for both servers
+    work = Path(tempfile.mkdtemp(prefix="cargohold-bench-", dir="/var/tmp"))
+    targets: list[Target] = []
+    try:
+        if a.only in ("both", "cargohold"):
+            ok, msg = servers.cargohold_available(a.cargohold_python, REPO)
+            if ok:
+                srv = servers.cargohold_server(work, a.cargohold_python, a.cargohold_arg)
+                targets.append(Target("cargohold", srv))
+            elif a.only == "cargohold":
+                log(f"cargohold is not runnable: {msg}")
+                return 2
+            else:
+                log(f"cargohold not runnable ({msg}); measuring distribution only")
+                notes.append(f"cargohold not runnable: {msg}")
+        if a.only in ("both", "distribution"):
+            if not Path(servers.DIST_BIN).exists():
+                log(f"{servers.DIST_BIN} missing (apt-get install docker-registry)")
+                return 2
+            targets.append(Target("distribution", servers.distribution_server(work)))
+        if not wrkload.WRK and cfg.use_wrk:
+            notes.append("wrk not installed: request loops used the httpx fallback")
+        meta = report.machine_info(REPO, a.cargohold_python, work, servers.DIST_BIN)
+        log(
+            f"machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
+            f"kernel {meta['kernel']}; {meta['distribution_version']}"
+        )
+        log(f"note: {meta['note']}")
+        for t in targets:
+            t.server.start()
+            log(f"started {t.name} at {t.base} (pid {t.server.proc.pid})")
+        bench = Bench(cfg, targets)
+        asyncio.run(bench.run())
+        notes += bench.notes
+        for t in targets:
+            if not t.server.alive():
+                notes.append(f"{t.name} exited during the run:\n{t.server.log_tail(10)}")
+        rows = [
+            {"key": k, "metric": m, "label": lbl, "unit": u, "higher": h}
+            for k, m, lbl, u, h in ROWS
+        ]
+        summary = report.summarize(rows, bench.results)
+        text = report.render_text(report.table(summary))
+        log("")
+        log(text)
+        log(
+            "ratio = cargohold/distribution for throughput, distribution/cargohold for "
+            "latency: > 1 means cargohold is better"
+        )
+        log(f"note: {meta['note']}")
+        for n in notes:
+            log(f"note: {n}")
+        mpath, jpath = report.write_outputs(
+            Path(a.out), stamp, meta, cfg.describe(), summary, bench.results, notes
+        )
+        log(f"wrote {mpath} and {jpath}")
+        return 0
+    finally:
+        for t in targets:
+            t.server.stop()
+        if a.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

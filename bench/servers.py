@@ -1,0 +1,232 @@
+"""Start, probe and stop the two registries under test (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DIST_BIN = "/usr/bin/docker-registry"
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def tree_pids(root: int) -> list[int]:
+    """The pid and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2 :].split()
+        children.setdefault(int(rest[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """user+system CPU seconds of a live process tree (live processes only)."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2 :].split()
+        # fields 14 and 15 of stat (utime, stime); rest starts at field 3
+        total += int(rest[11]) + int(rest[12])
+    return total / CLK_TCK
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    port: int
+    ready_path: str
+    workdir: Path
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / f"{self.name}.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before ready:\n"
+                    + self.log_tail()
+                )
+            if _http_status(self.base + self.ready_path) == 200:
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n" + self.log_tail())
+
+    def cpu_seconds(self) -> float:
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        return tree_cpu_seconds(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # the server runs in its own session: signal its process group only
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+
+def distribution_server(workdir: Path) -> Server:
+    port = free_port()
+    root = workdir / "distribution-data"
+    root.mkdir(parents=True, exist_ok=True)
+    config = workdir / "distribution.yml"
+    config.write_text(
+        f"""version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {HOST}:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: false
+"""
+    )
+    return Server(
+        name="distribution",
+        cmd=[DIST_BIN, "serve", str(config)],
+        port=port,
+        ready_path="/v2/",
+        workdir=workdir,
+    )
+
+
+def cargohold_server(workdir: Path, python: str, extra_args: list[str]) -> Server:
+    port = free_port()
+    data = workdir / "cargohold-data"
+    data.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        python,
+        "-m",
+        "cargohold",
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        *extra_args,
+    ]
+    return Server(
+        name="cargohold",
+        cmd=cmd,
+        port=port,
+        ready_path="/readyz",
+        workdir=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def cargohold_available(python: str, repo: Path) -> tuple[bool, str]:
+    """True when `python -m cargohold serve --help` works."""
+    if not Path(python).exists():
+        return False, f"{python} not found"
+    try:
+        r = subprocess.run(
+            [python, "-m", "cargohold", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=repo,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        return False, lines[-1] if lines else f"exit {r.returncode}"
+    return True, r.stdout
+
+
+if __name__ == "__main__":  # manual smoke test
+    ok, msg = cargohold_available(sys.executable, Path.cwd())
+    print(ok, msg[:200])

@@ -1,0 +1,67 @@
+"""Reading, deleting and mounting blobs that are already committed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cargohold.digest import Digest
+from cargohold.errors import BlobUnknown, NameUnknown
+from cargohold.reference import validate_name
+from cargohold.storage.blobs import BlobStore
+from cargohold.storage.meta import MetadataStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobContent:
+    """Where a blob's bytes can be read: a local file for zero-copy, else a stream."""
+
+    digest: str
+    size: int
+    path: Path | None
+    store: BlobStore
+
+    def stream(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return self.store.read(self.digest, offset, length)
+
+
+class BlobService:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+        self._blobs = blobs
+        self._meta = meta
+
+    def get(self, repository: str, digest: str) -> BlobContent:
+        validate_name(repository)
+        digest = str(Digest.parse(digest))
+        size = self._meta.blob_size(repository, digest)
+        if size is None:
+            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
+        path = self._blobs.local_path(digest)
+        if path is None and self._blobs.stat(digest) is None:
+            log.error("blob %s is recorded for %s but missing from storage", digest, repository)
+            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
+        return BlobContent(digest, size, path, self._blobs)
+
+    def delete(self, repository: str, digest: str) -> None:
+        """Hide a blob from one repository; garbage collection reclaims the bytes."""
+        validate_name(repository)
+        digest = str(Digest.parse(digest))
+        if not self._meta.unlink_blob(repository, digest):
+            if not self._meta.repository_exists(repository):
+                raise NameUnknown(f"repository {repository} is not known")
+            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
+
+    def mount(self, repository: str, digest: str, source: str) -> bool:
+        """Make a blob of `source` visible in `repository`; False when it cannot."""
+        validate_name(repository)
+        validate_name(source)
+        digest = str(Digest.parse(digest))
+        size = self._meta.blob_size(source, digest)
+        if size is None or self._blobs.stat(digest) is None:
+            return False
+        self._meta.link_blob(repository, digest, size)
+        return True

@@ -1,0 +1,60 @@
+"""The registry facade: one object the HTTP layer (and later the CLI and workers) call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cargohold.core.blobs import BlobService
+from cargohold.core.manifests import ManifestService
+from cargohold.core.uploads import UploadService
+from cargohold.errors import NameUnknown
+from cargohold.reference import validate_name, validate_tag
+from cargohold.storage.blobs import BlobStore
+from cargohold.storage.meta import MetadataStore
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; `more` says whether a next page exists."""
+
+    items: list[str]
+    more: bool
+
+
+class Registry:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore, max_manifest_size: int) -> None:
+        self.blob_store = blobs
+        self.meta = meta
+        self.blobs = BlobService(blobs, meta)
+        self.uploads = UploadService(blobs, meta)
+        self.manifests = ManifestService(meta, max_manifest_size)
+
+    def list_tags(self, repository: str, limit: int | None, last: str | None) -> Page:
+        validate_name(repository)
+        if last is not None:
+            validate_tag(last)
+        if limit == 0:
+            if not self.meta.repository_exists(repository):
+                raise NameUnknown(f"repository {repository} is not known")
+            return Page([], more=False)
+        fetch = None if limit is None else limit + 1
+        tags = self.meta.list_tags(repository, last, fetch)
+        if not tags and not self.meta.repository_exists(repository):
+            raise NameUnknown(f"repository {repository} is not known")
+        return _page(tags, limit)
+
+    def list_repositories(self, limit: int | None, last: str | None) -> Page:
+        if limit == 0:
+            return Page([], more=False)
+        fetch = None if limit is None else limit + 1
+        return _page(self.meta.list_repositories(last, fetch), limit)
+
+    def check_ready(self) -> None:
+        """Raise when a dependency cannot serve requests."""
+        self.meta.ping()
+
+
+def _page(items: list[str], limit: int | None) -> Page:
+    if limit is not None and len(items) > limit:
+        return Page(items[:limit], more=True)
+    return Page(items, more=False)

@@ -1,0 +1,230 @@
+"""Upload sessions: bytes are hashed while they stream to storage, verified at the end.
+
+Hash state lives in the process that received the previous chunk. When a chunk lands on
+another worker process, that worker rebuilds the state by reading back what the upload
+holds, so correctness never depends on which worker a request reaches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cargohold.digest import SUPPORTED_ALGORITHMS, Digest, new_hasher
+from cargohold.errors import (
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
+from cargohold.reference import validate_name
+from cargohold.storage.blobs import BlobStore, UploadOffsetMismatch, UploadWriter
+from cargohold.storage.meta import MetadataStore, UploadRecord
+
+# Bytes gathered before one write+hash step runs in a worker thread.
+WRITE_BUFFER = 4 * 1024 * 1024
+_HASH_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    upload_id: str
+    repository: str
+    offset: int
+
+
+class _HashState:
+    __slots__ = ("hasher", "offset")
+
+    def __init__(self, hasher: hashlib._Hash, offset: int) -> None:
+        self.hasher = hasher
+        self.offset = offset
+
+
+class UploadService:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+        self._blobs = blobs
+        self._meta = meta
+        self._hashes: OrderedDict[str, _HashState] = OrderedDict()
+
+    # -- session lifecycle (sync: called from a worker thread)
+    def start(self, repository: str, algorithm: str = "sha256") -> UploadStatus:
+        validate_name(repository)
+        if algorithm not in SUPPORTED_ALGORITHMS:
+            raise DigestInvalid(
+                f"unsupported digest algorithm {algorithm!r}: use one of "
+                + ", ".join(SUPPORTED_ALGORITHMS)
+            )
+        upload_id = str(uuid.uuid4())
+        self._blobs.start_upload(upload_id)
+        self._meta.create_upload(
+            UploadRecord(upload_id, repository, algorithm, datetime.now(UTC))
+        )
+        self._remember(upload_id, _HashState(new_hasher(algorithm), 0))
+        return UploadStatus(upload_id, repository, 0)
+
+    def status(self, repository: str, upload_id: str) -> UploadStatus:
+        self._session(repository, upload_id)
+        size = self._blobs.upload_size(upload_id)
+        if size is None:
+            raise BlobUploadUnknown(f"upload {upload_id} has no data")
+        return UploadStatus(upload_id, repository, size)
+
+    def cancel(self, repository: str, upload_id: str) -> None:
+        self._session(repository, upload_id)
+        self._drop(upload_id)
+
+    # -- streaming (async: the body arrives from the network)
+    async def append(
+        self,
+        repository: str,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadStatus:
+        """Append a chunk; `start` (from Content-Range) must equal the bytes held so far."""
+        record, offset = await asyncio.to_thread(self._session_and_size, repository, upload_id)
+        if start is not None and start != offset:
+            raise RangeInvalid(
+                f"chunk starts at byte {start} but the upload holds {offset} bytes",
+                upload_id,
+                offset,
+            )
+        state = await asyncio.to_thread(self._hash_state, record, offset)
+        try:
+            writer = await asyncio.to_thread(self._blobs.open_upload, upload_id, offset)
+        except UploadOffsetMismatch as exc:
+            raise RangeInvalid(
+                "another request is writing to this upload, or it moved on",
+                upload_id,
+                exc.actual,
+            ) from None
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {upload_id} is not known") from None
+        received = 0
+        try:
+            received = await _pump(chunks, writer, state.hasher)
+            if length is not None and received != length:
+                raise SizeInvalid(
+                    f"received {received} bytes but the request announced {length}"
+                )
+        except BaseException:
+            # A broken chunk leaves the upload as it was before the request.
+            self._hashes.pop(upload_id, None)
+            await asyncio.to_thread(writer.abort)
+            raise
+        finally:
+            await asyncio.to_thread(writer.close)
+        state.offset = offset + received
+        self._remember(upload_id, state)
+        return UploadStatus(upload_id, repository, state.offset)
+
+    async def finish(
+        self,
+        repository: str,
+        upload_id: str,
+        digest: str,
+        chunks: AsyncIterator[bytes] | None = None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> str:
+        """Take an optional last chunk, verify the digest, and commit the blob."""
+        expected = Digest.parse(digest)
+        if chunks is not None:
+            await self.append(repository, upload_id, chunks, start, length)
+        record, size = await asyncio.to_thread(self._session_and_size, repository, upload_id)
+        state = await asyncio.to_thread(self._hash_state, record, size, expected.algorithm)
+        actual = state.hasher.hexdigest()
+        if actual != expected.encoded:
+            await asyncio.to_thread(self._drop, upload_id)
+            raise DigestInvalid(
+                f"uploaded content has digest {expected.algorithm}:{actual}, not {expected}",
+                detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
+            )
+        await asyncio.to_thread(self._commit, record, str(expected), size)
+        return str(expected)
+
+    async def upload_whole(
+        self, repository: str, digest: str, chunks: AsyncIterator[bytes], length: int | None
+    ) -> str:
+        """The single-POST monolithic push: one request carries the whole blob."""
+        algorithm = Digest.parse(digest).algorithm
+        status = await asyncio.to_thread(self.start, repository, algorithm)
+        try:
+            return await self.finish(repository, status.upload_id, digest, chunks, 0, length)
+        except BaseException:
+            await asyncio.to_thread(self._drop, status.upload_id)
+            raise
+
+    # -- helpers
+    def _session(self, repository: str, upload_id: str) -> UploadRecord:
+        validate_name(repository)
+        record = self._meta.get_upload(upload_id)
+        if record is None or record.repository != repository:
+            raise BlobUploadUnknown(f"upload {upload_id} is not known in {repository}")
+        return record
+
+    def _session_and_size(self, repository: str, upload_id: str) -> tuple[UploadRecord, int]:
+        record = self._session(repository, upload_id)
+        size = self._blobs.upload_size(upload_id)
+        if size is None:
+            raise BlobUploadUnknown(f"upload {upload_id} has no data")
+        return record, size
+
+    def _hash_state(
+        self, record: UploadRecord, offset: int, algorithm: str | None = None
+    ) -> _HashState:
+        algorithm = algorithm or record.algorithm
+        state = self._hashes.get(record.upload_id)
+        if state is not None and state.offset == offset and state.hasher.name == algorithm:
+            return state
+        # Another worker took the previous chunk, or the client changed algorithm.
+        hasher = new_hasher(algorithm)
+        for data in self._blobs.read_upload(record.upload_id):
+            hasher.update(data)
+        return _HashState(hasher, offset)
+
+    def _commit(self, record: UploadRecord, digest: str, size: int) -> None:
+        self._blobs.commit_upload(record.upload_id, digest)
+        self._meta.link_blob(record.repository, digest, size)
+        self._meta.delete_upload(record.upload_id)
+        self._hashes.pop(record.upload_id, None)
+
+    def _drop(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+        self._blobs.cancel_upload(upload_id)
+        self._meta.delete_upload(upload_id)
+
+    def _remember(self, upload_id: str, state: _HashState) -> None:
+        self._hashes[upload_id] = state
+        self._hashes.move_to_end(upload_id)
+        while len(self._hashes) > _HASH_CACHE_SIZE:
+            self._hashes.popitem(last=False)
+
+
+def _write_and_hash(writer: UploadWriter, hasher: hashlib._Hash, data: bytes) -> None:
+    hasher.update(data)
+    writer.write(data)
+
+
+async def _pump(chunks: AsyncIterator[bytes], writer: UploadWriter, hasher: hashlib._Hash) -> int:
+    """Move the request body to storage in large steps, hashing on the way."""
+    buffer = bytearray()
+    total = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        buffer += chunk
+        total += len(chunk)
+        if len(buffer) >= WRITE_BUFFER:
+            await asyncio.to_thread(_write_and_hash, writer, hasher, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await asyncio.to_thread(_write_and_hash, writer, hasher, bytes(buffer))
+    return total

@@ -1,0 +1,94 @@
+"""Domain errors raised by the registry core.
+
+They carry no HTTP: http/errors.py maps each one to an OCI error code and status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    """Base class: `message` is for people, `detail` is structured data for clients."""
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class BlobUnknown(RegistryError):
+    pass
+
+
+class BlobUploadInvalid(RegistryError):
+    pass
+
+
+class BlobUploadUnknown(RegistryError):
+    pass
+
+
+class DigestInvalid(RegistryError):
+    pass
+
+
+class ManifestBlobUnknown(RegistryError):
+    pass
+
+
+class ManifestInvalid(RegistryError):
+    pass
+
+
+class ManifestUnknown(RegistryError):
+    pass
+
+
+class ManifestTooLarge(RegistryError):
+    pass
+
+
+class NameInvalid(RegistryError):
+    pass
+
+
+class NameUnknown(RegistryError):
+    pass
+
+
+class TagInvalid(RegistryError):
+    pass
+
+
+class SizeInvalid(RegistryError):
+    pass
+
+
+class RangeInvalid(RegistryError):
+    """A chunk does not continue where the upload stands (the spec's 416)."""
+
+    def __init__(self, message: str, upload_id: str, offset: int) -> None:
+        super().__init__(message)
+        self.upload_id = upload_id
+        self.offset = offset
+
+
+class Unsupported(RegistryError):
+    pass
+
+
+class Denied(RegistryError):
+    pass
+
+
+class Unauthorized(RegistryError):
+    pass
+
+
+class TooManyRequests(RegistryError):
+    pass
+
+
+class PaginationInvalid(RegistryError):
+    pass

@@ -1,0 +1,1 @@
+"""One module per /v2 resource."""

@@ -1,0 +1,1 @@
+"""Storage seams: a content-addressed BlobStore and a MetadataStore."""

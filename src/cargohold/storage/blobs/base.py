@@ -1,0 +1,83 @@
+"""The BlobStore protocol: content-addressed bytes, and the upload sessions that fill them.
+
+A backend stores bytes and nothing else: which repository may see a blob, and whether a
+digest was verified, are decisions of the core, recorded in the metadata store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+
+class UploadOffsetMismatch(Exception):
+    """An append did not start where the upload's data ends (or the upload is busy)."""
+
+    def __init__(self, actual: int) -> None:
+        super().__init__(f"upload holds {actual} bytes")
+        self.actual = actual
+
+
+class UploadWriter(Protocol):
+    """Appends to one upload session; the caller must call close() (or use `with`)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abort(self) -> None:
+        """Discard what this writer appended, leaving the upload as it was opened."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> UploadWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class BlobStore(Protocol):
+    def stat(self, digest: str) -> int | None:
+        """Size of a committed blob, or None when the store does not hold it."""
+
+    def local_path(self, digest: str) -> Path | None:
+        """A file path for zero-copy serving, or None when the backend has no local file.
+
+        The path is only valid while the blob exists; callers must tolerate it vanishing.
+        """
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream a committed blob's bytes from `offset`; FileNotFoundError if absent."""
+
+    def delete(self, digest: str) -> bool:
+        """Remove a committed blob; False when it was not there."""
+
+    def digests(self) -> Iterator[str]:
+        """Every committed blob's digest, in no particular order."""
+
+    def start_upload(self, upload_id: str) -> None:
+        """Create empty temporary storage for an upload session."""
+
+    def upload_size(self, upload_id: str) -> int | None:
+        """Bytes received so far, or None when the session does not exist."""
+
+    def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
+        """Open the session for appending at `offset`.
+
+        Raises UploadOffsetMismatch when the session holds a different number of bytes or
+        another writer holds it, FileNotFoundError when it does not exist.
+        """
+
+    def read_upload(self, upload_id: str) -> Iterator[bytes]:
+        """Stream the bytes received so far (used to rebuild hash state)."""
+
+    def commit_upload(self, upload_id: str, digest: str) -> None:
+        """Durably move the upload's bytes to `digest` and end the session.
+
+        The caller has verified the digest. After this returns the blob survives a crash.
+        When the blob already exists the stored copy is kept.
+        """
+
+    def cancel_upload(self, upload_id: str) -> None:
+        """Remove the session and its temporary data; no error if it is already gone."""
+
+    def upload_ids(self) -> Iterator[str]:
+        """Every upload session that holds temporary data."""

@@ -1,0 +1,173 @@
+"""Filesystem BlobStore: blobs/<algorithm>/<2 hex>/<encoded>, uploads/<id>.
+
+Writes are durable before they are visible: the upload file is fsynced, renamed into
+place atomically, and the directory is fsynced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from cargohold.storage.blobs.base import UploadOffsetMismatch
+
+READ_CHUNK = 1024 * 1024
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class _FileUploadWriter:
+    """Holds an exclusive lock on the upload file for the length of one request."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise UploadOffsetMismatch(path.stat().st_size) from None
+        size = os.fstat(self._fd).st_size
+        if size != offset:
+            os.close(self._fd)
+            raise UploadOffsetMismatch(size)
+        self._start = offset
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.ftruncate(self._fd, self._start)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = -1
+
+    def __enter__(self) -> _FileUploadWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs"
+        self._uploads = root / "uploads"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+
+    # -- paths: every on-disk location is decided here
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        if not algorithm.isalnum() or not encoded.isalnum():
+            raise ValueError(f"not a digest: {digest!r}")  # the core validates first
+        return self._blobs / algorithm / encoded[:2] / encoded
+
+    def _upload_path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise FileNotFoundError(upload_id)
+        return self._uploads / upload_id
+
+    # -- committed blobs
+    def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return _read_file(self._blob_path(digest), offset, length)
+
+    def delete(self, digest: str) -> bool:
+        try:
+            self._blob_path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def digests(self) -> Iterator[str]:
+        for algorithm_dir in sorted(self._blobs.iterdir()):
+            for prefix_dir in sorted(algorithm_dir.iterdir()):
+                for blob in sorted(prefix_dir.iterdir()):
+                    yield f"{algorithm_dir.name}:{blob.name}"
+
+    # -- upload sessions
+    def start_upload(self, upload_id: str) -> None:
+        path = self._upload_path(upload_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+
+    def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_upload(self, upload_id: str, offset: int) -> _FileUploadWriter:
+        return _FileUploadWriter(self._upload_path(upload_id), offset)
+
+    def read_upload(self, upload_id: str) -> Iterator[bytes]:
+        return _read_file(self._upload_path(upload_id), 0, None)
+
+    def commit_upload(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if target.exists():
+            source.unlink()  # identical content is already durable; keep that copy
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+
+    def cancel_upload(self, upload_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._upload_path(upload_id).unlink()
+
+    def upload_ids(self) -> Iterator[str]:
+        for path in self._uploads.iterdir():
+            yield path.name
+
+
+def _read_file(path: Path, offset: int, length: int | None) -> Iterator[bytes]:
+    # Opened eagerly so a missing file raises here, not on first iteration.
+    handle = path.open("rb")
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            handle.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                data = handle.read(size)
+                if not data:
+                    return
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    return chunks()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,395 @@
+"""MetadataStore on SQLAlchemy Core: SQLite for the embedded default, PostgreSQL later.
+
+SQLite write transactions start with BEGIN IMMEDIATE so that concurrent writers from
+several worker processes queue on the busy timeout instead of failing on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from cargohold.errors import ManifestBlobUnknown
+from cargohold.storage.meta import models as m
+from cargohold.storage.meta.base import ManifestRecord, ReferrerRecord, UploadRecord
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_sql_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=16)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: an acknowledged push survives power loss, not only a process crash.
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class SqlMetadataStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlMetadataStore:
+        return cls(create_sql_engine(url))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+            else:
+                with conn.begin():
+                    yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        dialect = sqlite if self._sqlite else postgresql
+        return dialect.insert(table)
+
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
+        repo_id = conn.execute(
+            select(m.repositories.c.id).where(m.repositories.c.name == name)
+        ).scalar()
+        if repo_id is not None:
+            return int(repo_id)
+        conn.execute(
+            self._insert(m.repositories)
+            .values(name=name, created_at=_now())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return int(
+            conn.execute(
+                select(m.repositories.c.id).where(m.repositories.c.name == name)
+            ).scalar_one()
+        )
+
+    @staticmethod
+    def _repository_id(conn: Connection, name: str) -> int | None:
+        value = conn.execute(
+            select(m.repositories.c.id).where(m.repositories.c.name == name)
+        ).scalar()
+        return None if value is None else int(value)
+
+    # -- repositories
+    def repository_exists(self, name: str) -> bool:
+        with self._read() as conn:
+            return self._repository_id(conn, name) is not None
+
+    def list_repositories(self, after: str | None, limit: int | None) -> list[str]:
+        query = select(m.repositories.c.name).order_by(m.repositories.c.name)
+        if after is not None:
+            query = query.where(m.repositories.c.name > after)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
+    # -- blobs
+    def link_blob(self, repository: str, digest: str, size: int) -> None:
+        now = _now()
+        with self._write() as conn:
+            repo_id = self._ensure_repository(conn, repository)
+            conn.execute(
+                self._insert(m.blobs)
+                .values(digest=digest, size=size, created_at=now)
+                .on_conflict_do_nothing(index_elements=["digest"])
+            )
+            conn.execute(
+                self._insert(m.repository_blobs)
+                .values(repository_id=repo_id, digest=digest, created_at=now)
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
+
+    def _visible_blobs_query(self, repository: str) -> Any:
+        return (
+            select(m.blobs.c.digest, m.blobs.c.size)
+            .join(m.repository_blobs, m.repository_blobs.c.digest == m.blobs.c.digest)
+            .join(m.repositories, m.repositories.c.id == m.repository_blobs.c.repository_id)
+            .where(m.repositories.c.name == repository)
+        )
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        query = self._visible_blobs_query(repository).where(m.blobs.c.digest == digest)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else int(row.size)
+
+    def blob_sizes(self, repository: str, digests: Iterable[str]) -> dict[str, int]:
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        query = self._visible_blobs_query(repository).where(m.blobs.c.digest.in_(wanted))
+        with self._read() as conn:
+            return {row.digest: int(row.size) for row in conn.execute(query)}
+
+    def find_blob_size(self, digest: str) -> int | None:
+        with self._read() as conn:
+            value = conn.execute(
+                select(m.blobs.c.size).where(m.blobs.c.digest == digest)
+            ).scalar()
+        return None if value is None else int(value)
+
+    def unlink_blob(self, repository: str, digest: str) -> bool:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            result = conn.execute(
+                delete(m.repository_blobs).where(
+                    m.repository_blobs.c.repository_id == repo_id,
+                    m.repository_blobs.c.digest == digest,
+                )
+            )
+            return bool(result.rowcount)
+
+    # -- manifests and tags
+    def put_manifest(
+        self,
+        repository: str,
+        manifest: ManifestRecord,
+        blob_digests: Sequence[str],
+        child_digests: Sequence[str],
+        tags: Sequence[str],
+    ) -> None:
+        try:
+            with self._write() as conn:
+                self._put_manifest(conn, repository, manifest, blob_digests, child_digests, tags)
+        except IntegrityError:
+            # A referenced blob vanished between the core's check and this transaction.
+            raise ManifestBlobUnknown("a blob the manifest references is no longer stored") from None
+
+    def _put_manifest(
+        self,
+        conn: Connection,
+        repository: str,
+        manifest: ManifestRecord,
+        blob_digests: Sequence[str],
+        child_digests: Sequence[str],
+        tags: Sequence[str],
+    ) -> None:
+        now = _now()
+        repo_id = self._ensure_repository(conn, repository)
+        id_query = select(m.manifests.c.id).where(
+            m.manifests.c.repository_id == repo_id, m.manifests.c.digest == manifest.digest
+        )
+        manifest_id = conn.execute(id_query).scalar()
+        if manifest_id is None:
+            conn.execute(
+                self._insert(m.manifests)
+                .values(
+                    repository_id=repo_id,
+                    digest=manifest.digest,
+                    media_type=manifest.media_type,
+                    size=manifest.size,
+                    content=manifest.content,
+                    artifact_type=manifest.artifact_type,
+                    subject_digest=manifest.subject,
+                    annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
+            manifest_id = conn.execute(id_query).scalar_one()
+            blob_rows = [{"manifest_id": manifest_id, "digest": d} for d in set(blob_digests)]
+            if blob_rows:
+                conn.execute(
+                    self._insert(m.manifest_blobs).on_conflict_do_nothing(), blob_rows
+                )
+            child_rows = [
+                {"manifest_id": manifest_id, "child_digest": d} for d in set(child_digests)
+            ]
+            if child_rows:
+                conn.execute(
+                    self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows
+                )
+        for tag in tags:
+            statement = self._insert(m.tags).values(
+                repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["repository_id", "name"],
+                    set_={"manifest_id": manifest_id, "updated_at": now},
+                )
+            )
+
+    _MANIFEST_COLUMNS = (
+        m.manifests.c.digest,
+        m.manifests.c.media_type,
+        m.manifests.c.content,
+        m.manifests.c.artifact_type,
+        m.manifests.c.subject_digest,
+        m.manifests.c.annotations,
+    )
+
+    @staticmethod
+    def _manifest_record(row: Any) -> ManifestRecord:
+        return ManifestRecord(
+            digest=row.digest,
+            media_type=row.media_type,
+            content=bytes(row.content),
+            artifact_type=row.artifact_type,
+            subject=row.subject_digest,
+            annotations=json.loads(row.annotations) if row.annotations else None,
+        )
+
+    def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        query = (
+            select(*self._MANIFEST_COLUMNS)
+            .join(m.repositories, m.repositories.c.id == m.manifests.c.repository_id)
+            .where(m.repositories.c.name == repository, m.manifests.c.digest == digest)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else self._manifest_record(row)
+
+    def get_tagged_manifest(self, repository: str, tag: str) -> ManifestRecord | None:
+        query = (
+            select(*self._MANIFEST_COLUMNS)
+            .join(m.tags, m.tags.c.manifest_id == m.manifests.c.id)
+            .join(m.repositories, m.repositories.c.id == m.tags.c.repository_id)
+            .where(m.repositories.c.name == repository, m.tags.c.name == tag)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else self._manifest_record(row)
+
+    def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
+        wanted = list(set(digests))
+        if not wanted:
+            return set()
+        query = (
+            select(m.manifests.c.digest)
+            .join(m.repositories, m.repositories.c.id == m.manifests.c.repository_id)
+            .where(m.repositories.c.name == repository, m.manifests.c.digest.in_(wanted))
+        )
+        with self._read() as conn:
+            return set(conn.execute(query).scalars())
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            result = conn.execute(
+                delete(m.manifests).where(
+                    m.manifests.c.repository_id == repo_id, m.manifests.c.digest == digest
+                )
+            )
+            return bool(result.rowcount)
+
+    def delete_tag(self, repository: str, tag: str) -> bool:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            result = conn.execute(
+                delete(m.tags).where(m.tags.c.repository_id == repo_id, m.tags.c.name == tag)
+            )
+            return bool(result.rowcount)
+
+    def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
+        query = (
+            select(m.tags.c.name)
+            .join(m.repositories, m.repositories.c.id == m.tags.c.repository_id)
+            .where(m.repositories.c.name == repository)
+            .order_by(m.tags.c.name)
+        )
+        if after is not None:
+            query = query.where(m.tags.c.name > after)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def list_referrers(
+        self, repository: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        query = (
+            select(
+                m.manifests.c.digest,
+                m.manifests.c.media_type,
+                m.manifests.c.size,
+                m.manifests.c.artifact_type,
+                m.manifests.c.annotations,
+            )
+            .join(m.repositories, m.repositories.c.id == m.manifests.c.repository_id)
+            .where(m.repositories.c.name == repository, m.manifests.c.subject_digest == subject)
+            .order_by(m.manifests.c.id)
+        )
+        if artifact_type is not None:
+            query = query.where(m.manifests.c.artifact_type == artifact_type)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ReferrerRecord(
+                digest=row.digest,
+                media_type=row.media_type,
+                size=int(row.size),
+                artifact_type=row.artifact_type,
+                annotations=json.loads(row.annotations) if row.annotations else None,
+            )
+            for row in rows
+        ]
+
+    # -- upload sessions
+    def create_upload(self, record: UploadRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                m.uploads.insert().values(
+                    id=record.upload_id,
+                    repository=record.repository,
+                    algorithm=record.algorithm,
+                    created_at=record.created_at,
+                )
+            )
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(m.uploads).where(m.uploads.c.id == upload_id)).first()
+        if row is None:
+            return None
+        return UploadRecord(row.id, row.repository, row.algorithm, row.created_at)
+
+    def delete_upload(self, upload_id: str) -> bool:
+        with self._write() as conn:
+            result = conn.execute(delete(m.uploads).where(m.uploads.c.id == upload_id))
+            return bool(result.rowcount)
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(text("SELECT 1"))

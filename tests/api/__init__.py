@@ -1,0 +1,1 @@
+"""HTTP-level OCI Distribution conformance tests against a live cargohold server."""

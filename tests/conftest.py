@@ -1,0 +1,80 @@
+"""Shared fixtures: a real cargohold server over loopback, started as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveRegistry:
+    """A cargohold server process and the URL it listens on."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        env = {**os.environ, **(extra_env or {})}
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "cargohold", "serve",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(data_dir), "--workers", env.get("CARGOHOLD_TEST_WORKERS", "2"),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready in 30s: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegistry]:
+    """One live server shared by the HTTP and end-to-end tests of a session."""
+    server = LiveRegistry(tmp_path_factory.mktemp("registry") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(registry: LiveRegistry) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=registry.url, timeout=60) as http:
+        yield http
