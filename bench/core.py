@@ -66,6 +66,8 @@ class Config:
             if self.pull_httpx
             else "raw asyncio sockets in the runner process (recv_into a 1 MiB buffer)",
             "walk_tool": "http.client keep-alive (separate process)",
+            "server_logging": "distribution: level error, accesslog disabled; cargohold: "
+            "CARGOHOLD_LOG_LEVEL=error, CARGOHOLD_ACCESS_LOG=false",
             "order": "interleaved per measurement: cargohold, distribution, cargohold, ...",
         }
 

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-VENV_PY = BENCH.parent / ".venv" / "bin" / "python"
+VENV = BENCH.parent / ".venv"
+VENV_PY = VENV / "bin" / "python"
 
 
 def main() -> int:
     if importlib.util.find_spec("httpx") is None:
-        if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve():
+        if VENV_PY.exists() and Path(sys.prefix).resolve() != VENV.resolve():
             os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
         sys.exit("httpx is required: use the project's .venv (pip install -e '.[dev]')")
     sys.path.insert(0, str(BENCH))

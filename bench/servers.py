@@ -203,7 +203,13 @@ def cargohold_server(workdir: Path, python: str, extra_args: list[str]) -> Serve
         port=port,
         ready_path="/readyz",
         workdir=workdir,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # same logging stance as the Distribution config: errors only, no access log
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CARGOHOLD_LOG_LEVEL": "error",
+            "CARGOHOLD_ACCESS_LOG": "false",
+        },
     )
 
 

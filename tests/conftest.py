@@ -33,9 +33,18 @@ class LiveRegistry:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "cargohold", "serve",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(data_dir), "--workers", env.get("CARGOHOLD_TEST_WORKERS", "2"),
+                sys.executable,
+                "-m",
+                "cargohold",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--workers",
+                env.get("CARGOHOLD_TEST_WORKERS", "2"),
             ],
             env=env,
             stdout=self._log,

@@ -21,12 +21,15 @@ app = typer.Typer(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="YAML file with settings (env: CARGOHOLD_CONFIG).", dir_okay=False),
+    typer.Option(
+        "--config", help="YAML file with settings (env: CARGOHOLD_CONFIG).", dir_okay=False
+    ),
 ]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Folder for the database and blobs (env: CARGOHOLD_DATA_DIR).",
+        "--data-dir",
+        help="Folder for the database and blobs (env: CARGOHOLD_DATA_DIR).",
         file_okay=False,
     ),
 ]

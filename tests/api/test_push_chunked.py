@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -221,7 +223,7 @@ def test_content_range_length_mismatch_is_rejected(client: httpx.Client) -> None
     assert_error(resp, 400, "SIZE_INVALID", "BLOB_UPLOAD_INVALID")
 
 
-@pytest.mark.parametrize("header", ["bytes=0-9", "abc", "9-0", "0-", "-9", "0-9/10"])
+@pytest.mark.parametrize("header", ["abc", "9-0", "0-", "-9", "a-b", "0--9"])
 def test_malformed_content_range_is_client_error(client: httpx.Client, header: str) -> None:
     repo = unique("chunk")
     location = start_upload(client, repo)
@@ -229,6 +231,69 @@ def test_malformed_content_range_is_client_error(client: httpx.Client, header: s
                         headers={"Content-Type": OCTET, "Content-Range": header})
     assert_not_server_error(resp)
     assert resp.status_code in (400, 416), describe(resp)
+
+
+@pytest.mark.parametrize("header", ["bytes=0-9", "0-9/10", "bytes 0-9/*"])
+def test_lenient_content_range_forms_are_correct_or_rejected(client: httpx.Client,
+                                                             header: str) -> None:
+    """Non-spec spellings of 0-9: a registry may reject them, but must not misread them."""
+    repo = unique("chunk")
+    location = start_upload(client, repo)
+    resp = client.patch(location, content=random_bytes(10),
+                        headers={"Content-Type": OCTET, "Content-Range": header})
+    assert_not_server_error(resp)
+    assert resp.status_code in (202, 400, 416), describe(resp)
+    if resp.status_code == 202:
+        assert resp.headers.get("range") == "0-9", describe(resp)
+
+
+def test_streamed_patch_with_chunked_transfer_encoding(client: httpx.Client) -> None:
+    repo = unique("chunk")
+    parts = [random_bytes(1000) for _ in range(5)]
+    location = start_upload(client, repo)
+    resp = client.patch(location, content=iter(parts), headers={"Content-Type": OCTET})
+    expect(resp, 202)
+    assert resp.request.headers.get("transfer-encoding") == "chunked"
+    assert resp.headers.get("range") == "0-4999", describe(resp)
+    digest = digest_of(b"".join(parts))
+    expect(_close(client, resp.headers["location"], digest), 201)
+    assert client.get(blob_path(repo, digest)).content == b"".join(parts)
+
+
+def test_empty_patch_keeps_offset(client: httpx.Client) -> None:
+    repo = unique("chunk")
+    data = random_bytes(100)
+    location = _upload_chunks(client, start_upload(client, repo), [data])
+    resp = client.patch(location, content=b"", headers={"Content-Type": OCTET})
+    assert_not_server_error(resp)
+    status = expect(client.get(location), 204)
+    assert status.headers.get("range") == "0-99", describe(status)
+    expect(_close(client, status.headers["location"], digest_of(data)), 201)
+
+
+def test_upload_steps_on_separate_connections(registry: Any) -> None:
+    """Each step on a fresh connection, so that different server workers may serve them."""
+    repo = unique("chunk")
+    chunks = [random_bytes(300) for _ in range(4)]
+    digest = digest_of(b"".join(chunks))
+
+    def fresh() -> httpx.Client:
+        return httpx.Client(base_url=registry.url, timeout=60)
+
+    with fresh() as c:
+        location = start_upload(c, repo)
+    for i, chunk in enumerate(chunks):
+        with fresh() as c:
+            resp = _patch(c, location, chunk, i * 300)
+            expect(resp, 202)
+            location = resp.headers["location"]
+        with fresh() as c:
+            status = expect(c.get(location), 204)
+            assert status.headers.get("range") == f"0-{i * 300 + 299}", describe(status)
+    with fresh() as c:
+        expect(_close(c, location, digest), 201)
+    with fresh() as c:
+        assert c.get(blob_path(repo, digest)).content == b"".join(chunks)
 
 
 # ---------------------------------------------------------------- status and cancel

@@ -250,3 +250,37 @@ def test_unknown_digest_algorithm_on_post_is_400(client: httpx.Client) -> None:
     resp = client.post(uploads_path(repo), params={"digest-algorithm": "md5"},
                        headers={"Content-Length": "0"})
     assert_error(resp, 400, "DIGEST_INVALID", "UNSUPPORTED")
+
+
+# ---------------------------------------------------------------- framing
+
+
+def test_put_with_chunked_transfer_encoding(client: httpx.Client) -> None:
+    repo = unique("push")
+    parts = [random_bytes(700) for _ in range(3)]
+    digest = digest_of(b"".join(parts))
+    resp = client.put(start_upload(client, repo), params={"digest": digest},
+                      content=iter(parts), headers={"Content-Type": OCTET})
+    expect(resp, 201)
+    assert resp.request.headers.get("transfer-encoding") == "chunked"
+    assert client.get(blob_path(repo, digest)).content == b"".join(parts)
+
+
+def test_single_post_empty_blob(client: httpx.Client) -> None:
+    repo = unique("push")
+    resp = client.post(uploads_path(repo), params={"digest": EMPTY_BLOB_DIGEST}, content=b"",
+                       headers={"Content-Type": OCTET})
+    expect(resp, 201, 202)
+    if resp.status_code == 202:  # registry chose POST-then-PUT; finish the session
+        expect(_put(client, resp.headers["location"], b"", EMPTY_BLOB_DIGEST), 201)
+    pulled = client.get(blob_path(repo, EMPTY_BLOB_DIGEST))
+    expect(pulled, 200)
+    assert pulled.content == b""
+
+
+def test_put_to_absolute_or_relative_location(client: httpx.Client) -> None:
+    repo = unique("push")
+    data = random_bytes(50)
+    location = start_upload(client, repo)
+    absolute = str(client.base_url.join(location))
+    expect(_put(client, absolute, data, digest_of(data)), 201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -195,6 +196,35 @@ def test_delete_by_digest(skopeo: Skopeo, registry, tmp_path: Path) -> None:
         response = get_manifest(registry.url, pushed.repo, reference)
         assert response.status_code == 404, (reference, response.status_code, response.text)
         assert response.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+    # The same image can be pushed again after the delete, and is whole again.
+    again = push(skopeo, layout, registry, pushed.repo, "1.0")
+    assert again.pushed_digest == layout.digest
+    out = tmp_path / "out"
+    skopeo.copy(pushed.ref(), f"oci:{out}:1.0", PULL, "--preserve-digests")
+    assert compare_layouts(layout, read_layout(out, "1.0")) == []
+
+
+def test_unknown_repository_and_tag_errors(skopeo: Skopeo, registry, app: Pushed) -> None:
+    repo = unique("team/missing")
+    missing_repo = f"docker://{registry.host}/{repo}"
+    listing = skopeo.run("list-tags", NO_TLS, missing_repo, check=False)
+    assert listing.returncode != 0
+    # skopeo 1.9 reports only the status here; the error code is checked over HTTP.
+    assert "404" in listing.stderr, listing.describe()
+    response = httpx.get(f"{registry.url}/v2/{repo}/tags/list")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+    # An unknown repository may be reported as NAME_UNKNOWN or MANIFEST_UNKNOWN.
+    expected = {
+        f"{missing_repo}:1.0": ("name unknown", "manifest unknown"),
+        app.ref("no-such-tag"): ("manifest unknown",),
+    }
+    for ref, messages in expected.items():
+        result = skopeo.inspect(ref, NO_TLS, check=False)
+        assert result.returncode != 0, result.text
+        assert any(m in result.stderr.lower() for m in messages), result.describe()
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,3 +436,26 @@ def test_push_zstd_layers(skopeo: Skopeo, registry, tmp_path: Path) -> None:
         for layer in pulled_manifest["layers"]
     ]
     assert diff_ids == list(image.diff_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Several clients at once
+
+
+def test_concurrent_pushes_of_the_same_blobs(skopeo: Skopeo, registry, tmp_path: Path) -> None:
+    """Six skopeo processes push one image at once: four repositories, two tags of a fifth."""
+    layout = build_image_layout(tmp_path / "src", "1.0", seed="concurrent", payload_bytes=1 << 20)
+    shared = unique("team/concurrent-shared")
+    targets = [(unique("team/concurrent"), "1.0") for _ in range(4)]
+    targets += [(shared, "a"), (shared, "b")]
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        futures = [pool.submit(push, skopeo, layout, registry, repo, tag) for repo, tag in targets]
+        results = [future.result() for future in futures]
+
+    assert {result.pushed_digest for result in results} == {layout.digest}
+    for repo, tag in targets:
+        assert_manifest_served(registry.url, repo, tag, layout.root.data, MEDIA_TYPE_MANIFEST)
+        assert_blobs_served(registry.url, repo, layout)
+    listing = skopeo.run("list-tags", NO_TLS, f"docker://{registry.host}/{shared}").json()
+    assert sorted(listing["Tags"]) == ["a", "b"]

@@ -62,9 +62,7 @@ class UploadService:
             )
         upload_id = str(uuid.uuid4())
         self._blobs.start_upload(upload_id)
-        self._meta.create_upload(
-            UploadRecord(upload_id, repository, algorithm, datetime.now(UTC))
-        )
+        self._meta.create_upload(UploadRecord(upload_id, repository, algorithm, datetime.now(UTC)))
         self._remember(upload_id, _HashState(new_hasher(algorithm), 0))
         return UploadStatus(upload_id, repository, 0)
 
@@ -111,9 +109,7 @@ class UploadService:
         try:
             received = await _pump(chunks, writer, state.hasher)
             if length is not None and received != length:
-                raise SizeInvalid(
-                    f"received {received} bytes but the request announced {length}"
-                )
+                raise SizeInvalid(f"received {received} bytes but the request announced {length}")
         except BaseException:
             # A broken chunk leaves the upload as it was before the request.
             self._hashes.pop(upload_id, None)

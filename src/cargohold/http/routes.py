@@ -21,18 +21,14 @@ def v2_routes() -> list[Route]:
         ),
         Route(f"/v2/{NAME}/blobs/uploads/{{upload_id}}", uploads.patch_upload, methods=["PATCH"]),
         Route(f"/v2/{NAME}/blobs/uploads/{{upload_id}}", uploads.finish_upload, methods=["PUT"]),
-        Route(
-            f"/v2/{NAME}/blobs/uploads/{{upload_id}}", uploads.cancel_upload, methods=["DELETE"]
-        ),
+        Route(f"/v2/{NAME}/blobs/uploads/{{upload_id}}", uploads.cancel_upload, methods=["DELETE"]),
         Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"]),
         Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"]),
         Route(
             f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest, methods=["GET", "HEAD"]
         ),
         Route(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest, methods=["PUT"]),
-        Route(
-            f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest, methods=["DELETE"]
-        ),
+        Route(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest, methods=["DELETE"]),
         Route(f"/v2/{NAME}/tags/list", listings.list_tags, methods=["GET"]),
         Route(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers, methods=["GET"]),
         Route("/healthz", base.healthz, methods=["GET"]),

@@ -35,9 +35,7 @@ async def get_blob(request: Request) -> Response:
     headers["Content-Length"] = str(blob.size)
     if request.method == "HEAD":
         return Response(headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(
-        blob.stream(), headers=headers, media_type="application/octet-stream"
-    )
+    return StreamingResponse(blob.stream(), headers=headers, media_type="application/octet-stream")
 
 
 async def delete_blob(request: Request) -> Response:

@@ -44,9 +44,12 @@ async def start_upload(request: Request) -> Response:
     name = request.path_params["name"]
     mount = single_param(request, "mount")
     source = single_param(request, "from")
-    if mount is not None and source:
-        if await run_in_threadpool(registry.blobs.mount, name, mount, source):
-            return _blob_created(name, str(Digest.parse(mount)))
+    if (
+        mount is not None
+        and source
+        and await run_in_threadpool(registry.blobs.mount, name, mount, source)
+    ):
+        return _blob_created(name, str(Digest.parse(mount)))
     digest = single_param(request, "digest")
     if digest is not None:
         stored = await registry.uploads.upload_whole(

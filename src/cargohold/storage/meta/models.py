@@ -108,9 +108,7 @@ tags = Table(
         primary_key=True,
     ),
     Column("name", String(128), primary_key=True),
-    Column(
-        "manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index(None, "manifest_id"),
 )

@@ -158,9 +158,7 @@ class SqlMetadataStore:
 
     def find_blob_size(self, digest: str) -> int | None:
         with self._read() as conn:
-            value = conn.execute(
-                select(m.blobs.c.size).where(m.blobs.c.digest == digest)
-            ).scalar()
+            value = conn.execute(select(m.blobs.c.size).where(m.blobs.c.digest == digest)).scalar()
         return None if value is None else int(value)
 
     def unlink_blob(self, repository: str, digest: str) -> bool:
@@ -190,7 +188,9 @@ class SqlMetadataStore:
                 self._put_manifest(conn, repository, manifest, blob_digests, child_digests, tags)
         except IntegrityError:
             # A referenced blob vanished between the core's check and this transaction.
-            raise ManifestBlobUnknown("a blob the manifest references is no longer stored") from None
+            raise ManifestBlobUnknown(
+                "a blob the manifest references is no longer stored"
+            ) from None
 
     def _put_manifest(
         self,
@@ -226,16 +226,12 @@ class SqlMetadataStore:
             manifest_id = conn.execute(id_query).scalar_one()
             blob_rows = [{"manifest_id": manifest_id, "digest": d} for d in set(blob_digests)]
             if blob_rows:
-                conn.execute(
-                    self._insert(m.manifest_blobs).on_conflict_do_nothing(), blob_rows
-                )
+                conn.execute(self._insert(m.manifest_blobs).on_conflict_do_nothing(), blob_rows)
             child_rows = [
                 {"manifest_id": manifest_id, "child_digest": d} for d in set(child_digests)
             ]
             if child_rows:
-                conn.execute(
-                    self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows
-                )
+                conn.execute(self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows)
         for tag in tags:
             statement = self._insert(m.tags).values(
                 repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now

@@ -40,7 +40,9 @@ def upgrade() -> None:
         sa.Column("created_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("repository_id", "digest", name="pk_repository_blobs"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_repository_blobs_repository_id_repositories",
         ),
         sa.ForeignKeyConstraint(
@@ -60,11 +62,11 @@ def upgrade() -> None:
         sa.Column("annotations", sa.Text, nullable=True),
         sa.Column("created_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_manifests"),
-        sa.UniqueConstraint(
-            "repository_id", "digest", name="uq_manifests_repository_id_digest"
-        ),
+        sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_id_digest"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_manifests_repository_id_repositories",
         ),
     )
@@ -79,10 +81,14 @@ def upgrade() -> None:
         sa.Column("digest", DIGEST, nullable=False),
         sa.PrimaryKeyConstraint("manifest_id", "digest", name="pk_manifest_blobs"),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], ondelete="CASCADE",
+            ["manifest_id"],
+            ["manifests.id"],
+            ondelete="CASCADE",
             name="fk_manifest_blobs_manifest_id_manifests",
         ),
-        sa.ForeignKeyConstraint(["digest"], ["blobs.digest"], name="fk_manifest_blobs_digest_blobs"),
+        sa.ForeignKeyConstraint(
+            ["digest"], ["blobs.digest"], name="fk_manifest_blobs_digest_blobs"
+        ),
     )
     op.create_index("ix_manifest_blobs_digest", "manifest_blobs", ["digest"])
     op.create_table(
@@ -91,7 +97,9 @@ def upgrade() -> None:
         sa.Column("child_digest", DIGEST, nullable=False),
         sa.PrimaryKeyConstraint("manifest_id", "child_digest", name="pk_manifest_children"),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], ondelete="CASCADE",
+            ["manifest_id"],
+            ["manifests.id"],
+            ondelete="CASCADE",
             name="fk_manifest_children_manifest_id_manifests",
         ),
     )
@@ -103,11 +111,15 @@ def upgrade() -> None:
         sa.Column("updated_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("repository_id", "name", name="pk_tags"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_tags_repository_id_repositories",
         ),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], ondelete="CASCADE",
+            ["manifest_id"],
+            ["manifests.id"],
+            ondelete="CASCADE",
             name="fk_tags_manifest_id_manifests",
         ),
     )
@@ -124,7 +136,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "uploads", "tags", "manifest_children", "manifest_blobs", "manifests",
-        "repository_blobs", "blobs", "repositories",
+        "uploads",
+        "tags",
+        "manifest_children",
+        "manifest_blobs",
+        "manifests",
+        "repository_blobs",
+        "blobs",
+        "repositories",
     ):
         op.drop_table(table)

@@ -1,0 +1,111 @@
+"""The BlobStore contract: every backend passes these."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from cargohold.storage.blobs import BlobStore, UploadOffsetMismatch
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def upload(store: BlobStore, upload_id: str, *parts: bytes) -> None:
+    store.start_upload(upload_id)
+    offset = 0
+    for part in parts:
+        with store.open_upload(upload_id, offset) as writer:
+            writer.write(part)
+        offset += len(part)
+
+
+def test_missing_blob_is_absent(blob_store: BlobStore) -> None:
+    missing = digest_of(b"nothing")
+    assert blob_store.stat(missing) is None
+    assert blob_store.delete(missing) is False
+    with pytest.raises(FileNotFoundError):
+        blob_store.read(missing)
+
+
+def test_upload_commit_read_roundtrip(blob_store: BlobStore) -> None:
+    data = b"a" * 3000 + b"b" * 5000
+    upload(blob_store, "u1", data[:3000], data[3000:])
+    assert blob_store.upload_size("u1") == len(data)
+    digest = digest_of(data)
+    assert blob_store.stat(digest) is None  # not visible before commit
+    blob_store.commit_upload("u1", digest)
+    assert blob_store.stat(digest) == len(data)
+    assert b"".join(blob_store.read(digest)) == data
+    assert blob_store.upload_size("u1") is None
+    assert digest in set(blob_store.digests())
+
+
+def test_read_at_offset_and_length(blob_store: BlobStore) -> None:
+    data = bytes(range(256)) * 10
+    upload(blob_store, "u2", data)
+    digest = digest_of(data)
+    blob_store.commit_upload("u2", digest)
+    assert b"".join(blob_store.read(digest, 100, 50)) == data[100:150]
+    assert b"".join(blob_store.read(digest, 2500)) == data[2500:]
+
+
+def test_append_at_wrong_offset_is_refused(blob_store: BlobStore) -> None:
+    upload(blob_store, "u3", b"12345")
+    with pytest.raises(UploadOffsetMismatch) as caught:
+        blob_store.open_upload("u3", 2)
+    assert caught.value.actual == 5
+    assert blob_store.upload_size("u3") == 5
+
+
+def test_abort_discards_only_this_writers_bytes(blob_store: BlobStore) -> None:
+    upload(blob_store, "u4", b"keep")
+    writer = blob_store.open_upload("u4", 4)
+    writer.write(b"discard")
+    writer.abort()
+    writer.close()
+    assert blob_store.upload_size("u4") == 4
+    assert b"".join(blob_store.read_upload("u4")) == b"keep"
+
+
+def test_concurrent_writer_is_refused(blob_store: BlobStore) -> None:
+    upload(blob_store, "u5", b"x")
+    with blob_store.open_upload("u5", 1), pytest.raises(UploadOffsetMismatch):
+        blob_store.open_upload("u5", 1)
+
+
+def test_commit_of_existing_blob_keeps_stored_copy(blob_store: BlobStore) -> None:
+    data = b"same content"
+    digest = digest_of(data)
+    upload(blob_store, "first", data)
+    upload(blob_store, "second", data)
+    blob_store.commit_upload("first", digest)
+    blob_store.commit_upload("second", digest)
+    assert blob_store.stat(digest) == len(data)
+    assert set(blob_store.upload_ids()) == set()
+
+
+def test_cancel_removes_temporary_data(blob_store: BlobStore) -> None:
+    upload(blob_store, "gone", b"temporary")
+    blob_store.cancel_upload("gone")
+    blob_store.cancel_upload("gone")  # idempotent
+    assert blob_store.upload_size("gone") is None
+    assert "gone" not in set(blob_store.upload_ids())
+
+
+def test_delete_removes_blob(blob_store: BlobStore) -> None:
+    data = b"delete me"
+    digest = digest_of(data)
+    upload(blob_store, "d", data)
+    blob_store.commit_upload("d", digest)
+    assert blob_store.delete(digest) is True
+    assert blob_store.stat(digest) is None
+
+
+def test_hostile_upload_ids_never_escape(blob_store: BlobStore) -> None:
+    for bad in ("../escape", "a/b", "", ".."):
+        assert blob_store.upload_size(bad) is None
+        with pytest.raises(FileNotFoundError):
+            blob_store.open_upload(bad, 0)

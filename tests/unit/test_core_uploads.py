@@ -1,0 +1,124 @@
+"""Upload sessions in the core, on real stores, with two services as two worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from cargohold.core import Registry
+from cargohold.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from cargohold.storage.blobs import FilesystemBlobStore
+from cargohold.storage.meta import SqlMetadataStore, schema
+from cargohold.storage.meta.sql import create_sql_engine
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[Registry, Registry]]:
+    engine = create_sql_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    schema.upgrade(engine)
+    meta = SqlMetadataStore(engine)
+    blobs = FilesystemBlobStore(tmp_path)
+    yield Registry(blobs, meta, 4096), Registry(blobs, meta, 4096)
+    meta.close()
+
+
+async def stream(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_chunks_on_different_workers_verify(workers: tuple[Registry, Registry]) -> None:
+    one, two = workers
+    data = bytes(range(256)) * 4000
+
+    async def scenario() -> str:
+        status = one.uploads.start("team/app")
+        await one.uploads.append("team/app", status.upload_id, stream(data[:300_000]), 0)
+        # The next chunk lands on the other worker, which never saw the first one.
+        await two.uploads.append(
+            "team/app", status.upload_id, stream(data[300_000:]), 300_000, len(data) - 300_000
+        )
+        return await one.uploads.finish("team/app", status.upload_id, sha256(data))
+
+    digest = asyncio.run(scenario())
+    blob = two.blobs.get("team/app", digest)
+    assert blob.size == len(data)
+    assert b"".join(blob.stream()) == data
+
+
+def test_sha512_without_declared_algorithm(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+    data = b"sha512 content"
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+
+    async def scenario() -> str:
+        status = one.uploads.start("r")
+        return await one.uploads.finish("r", status.upload_id, digest, stream(data))
+
+    assert asyncio.run(scenario()) == digest
+    assert one.blobs.get("r", digest).size == len(data)
+
+
+def test_digest_mismatch_leaves_nothing_visible(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+    data = b"actual bytes"
+    wrong = sha256(b"other bytes")
+
+    async def scenario() -> str:
+        status = one.uploads.start("r")
+        with pytest.raises(DigestInvalid):
+            await one.uploads.finish("r", status.upload_id, wrong, stream(data))
+        return status.upload_id
+
+    upload_id = asyncio.run(scenario())
+    assert one.blob_store.stat(wrong) is None
+    assert one.blob_store.stat(sha256(data)) is None
+    with pytest.raises(BlobUploadUnknown):
+        one.uploads.status("r", upload_id)
+
+
+def test_out_of_order_chunk_is_refused_and_harmless(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(b"12345"), 0)
+        with pytest.raises(RangeInvalid) as caught:
+            await one.uploads.append("r", status.upload_id, stream(b"zz"), 3)
+        assert caught.value.offset == 5
+        assert one.uploads.status("r", status.upload_id).offset == 5
+
+    asyncio.run(scenario())
+
+
+def test_short_chunk_is_rolled_back(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(b"abc"), 0)
+        with pytest.raises(SizeInvalid):
+            await one.uploads.append("r", status.upload_id, stream(b"de"), 3, 10)
+        assert one.uploads.status("r", status.upload_id).offset == 3
+        digest = await one.uploads.finish("r", status.upload_id, sha256(b"abcdef"), stream(b"def"))
+        assert digest == sha256(b"abcdef")
+
+    asyncio.run(scenario())
+
+
+def test_upload_is_bound_to_its_repository(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+    status = one.uploads.start("owner/repo")
+    with pytest.raises(BlobUploadUnknown):
+        one.uploads.status("other/repo", status.upload_id)
+    one.uploads.cancel("owner/repo", status.upload_id)
+    with pytest.raises(BlobUploadUnknown):
+        one.uploads.status("owner/repo", status.upload_id)
