@@ -92,10 +92,10 @@ REPO_TAGS = "bench/tags"
 
 # (key, metric, label, unit, higher_is_better)
 ROWS = [
-    ("push_mono", "mbps", "blob push monolithic (POST+PUT)", "MB/s", True),
-    ("push_chunked", "mbps", "blob push chunked (PATCH 16 MiB)", "MB/s", True),
-    ("pull_1", "mbps", "blob pull, 1 client", "MB/s", True),
-    ("pull_n", "mbps", "blob pull, 8 clients (aggregate)", "MB/s", True),
+    ("push_mono", "mbps", "blob push {size} monolithic (POST+PUT)", "MB/s", True),
+    ("push_chunked", "mbps", "blob push {size} chunked (PATCH 16 MiB)", "MB/s", True),
+    ("pull_1", "mbps", "blob pull {size}, 1 client", "MB/s", True),
+    ("pull_n", "mbps", "blob pull {size}, 8 clients (aggregate)", "MB/s", True),
 ]
 for _op, _name in (("get", "manifest GET by tag"), ("head", "manifest HEAD by digest")):
     for _c in (1, 32):
@@ -106,13 +106,21 @@ for _op, _name in (("get", "manifest GET by tag"), ("head", "manifest HEAD by di
             (_k, "p99_ms", f"{_name}, c={_c} p99", "ms", False),
         ]
 ROWS += [
-    ("tags_full_c1", "rps", "tags/list full, c=1", "req/s", True),
-    ("tags_full_c1", "p99_ms", "tags/list full, c=1 p99", "ms", False),
-    ("tags_full_c8", "rps", "tags/list full, c=8", "req/s", True),
-    ("tags_walk", "walks_per_s", "tags/list n=100 walk, whole list", "walks/s", True),
-    ("tags_walk", "rps", "tags/list n=100 walk, pages", "req/s", True),
+    ("tags_full_c1", "rps", "tags/list full ({tags} tags), c=1", "req/s", True),
+    ("tags_full_c1", "p99_ms", "tags/list full ({tags} tags), c=1 p99", "ms", False),
+    ("tags_full_c8", "rps", "tags/list full ({tags} tags), c=8", "req/s", True),
+    ("tags_walk", "walks_per_s", "tags/list n=100 walk ({tags} tags), whole list", "walks/s", True),
+    ("tags_walk", "rps", "tags/list n=100 walk ({tags} tags), pages", "req/s", True),
     ("tag_setup", "rps", "tag PUT (setup, c=16)", "req/s", True),
 ]
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (/proc/stat, steal included)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / servers.CLK_TCK
 
 
 def log(msg: str) -> None:
@@ -136,26 +144,49 @@ class Bench:
         self.data[:8] = struct.pack(">Q", self.counter)
         return memoryview(self.data), ops.sha256_digest(self.data)
 
-    async def measure(self, key: str, target: Target, fn, run: int) -> None:
+    def _cpu_snapshot(self) -> tuple[float, float]:
+        """(machine busy CPU s, CPU s of our processes: servers, runner, finished children)."""
+        ours = sum(t.server.cpu_seconds() for t in self.targets)
+        ours += time.process_time() + wrkload.children_cpu()
+        return machine_busy_seconds(), ours
+
+    async def measure(self, key: str, target: Target, fn, run: int, prep=None) -> None:
         server = target.server
         rec: dict = {"run": run}
         if not server.alive():
             rec["error"] = "server not running"
         else:
+            if prep is not None:
+                await prep(target)
+            busy0, ours0 = self._cpu_snapshot()
             s0, c0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
             try:
                 rec.update(await fn(target))
             except Exception as e:  # record and go on with the other measurements
                 rec["error"] = f"{type(e).__name__}: {e}"[:400]
-            rec.setdefault("wall_s", time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            rec.setdefault("wall_s", elapsed)
             rec["server_cpu_s"] = server.cpu_seconds() - s0
             rec.setdefault("client_cpu_s", time.process_time() - c0)
+            busy1, ours1 = self._cpu_snapshot()
+            # CPU used on the machine by anything else (other work, the idle peer server...)
+            rec["foreign_cpu_s"] = max(0.0, (busy1 - busy0) - (ours1 - ours0))
+            rec["foreign_cpu_share"] = rec["foreign_cpu_s"] / (elapsed * (os.cpu_count() or 1))
         self.results[target.name].setdefault(key, []).append(rec)
         shown = {
             k: round(v, 2)
             for k, v in rec.items()
             if k
-            in ("mbps", "rps", "p50_ms", "p99_ms", "walks_per_s", "server_cpu_s", "client_cpu_s")
+            in (
+                "mbps",
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "walks_per_s",
+                "server_cpu_s",
+                "client_cpu_s",
+                "foreign_cpu_share",
+            )
         }
         log(f"  run {run} {key:<18} {target.name:<12} {rec.get('error') or shown}")
 
@@ -199,17 +230,20 @@ class Bench:
 
     # --- measurements -----------------------------------------------------------------
 
-    async def m_push_mono(self, t: Target) -> dict:
-        view, digest = self.fresh_blob(t)
+    async def prep_push(self, t: Target) -> None:
+        """Untimed: a new blob body and its digest, and dirty pages flushed to disk."""
+        t.state["blob"] = self.fresh_blob(t)
         os.sync()
+
+    async def m_push_mono(self, t: Target) -> dict:
+        view, digest = t.state.pop("blob")
         t0 = time.perf_counter()
         await ops.push_monolithic(t.client, REPO_BLOBS, view, digest)
         dt = time.perf_counter() - t0
         return {"mbps": len(view) / dt / MB, "wall_s": dt}
 
     async def m_push_chunked(self, t: Target) -> dict:
-        view, digest = self.fresh_blob(t)
-        os.sync()
+        view, digest = t.state.pop("blob")
         t0 = time.perf_counter()
         await ops.push_chunked(t.client, REPO_BLOBS, view, digest, self.cfg.chunk_bytes)
         dt = time.perf_counter() - t0
@@ -313,10 +347,10 @@ class Bench:
 
     # --- driver -----------------------------------------------------------------------
 
-    def plan(self) -> list[tuple[str, object]]:
+    def plan(self) -> list[tuple]:
         return [
-            ("push_mono", self.m_push_mono),
-            ("push_chunked", self.m_push_chunked),
+            ("push_mono", self.m_push_mono, self.prep_push),
+            ("push_chunked", self.m_push_chunked, self.prep_push),
             ("pull_1", self.m_pull_1),
             ("pull_n", self.m_pull_n),
             ("manifest_get_c1", self.manifest_loop("get", 1)),
@@ -338,9 +372,9 @@ class Bench:
         try:
             for run in range(1, self.cfg.runs + 1):
                 log(f"run {run}/{self.cfg.runs}")
-                for key, fn in self.plan():
+                for key, fn, *prep in self.plan():
                     for t in self.targets:
-                        await self.measure(key, t, fn, run)
+                        await self.measure(key, t, fn, run, *prep)
         finally:
             for t in self.targets:
                 if t.client is not None:
@@ -423,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         if not wrkload.WRK and cfg.use_wrk:
             notes.append("wrk not installed: request loops used the httpx fallback")
         meta = report.machine_info(REPO, a.cargohold_python, work, servers.DIST_BIN)
+        meta["loadavg_start"] = os.getloadavg()
         log(
             f"machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
             f"kernel {meta['kernel']}; {meta['distribution_version']}"
@@ -434,14 +469,39 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(cfg, targets)
         asyncio.run(bench.run())
         notes += bench.notes
+        shares = [
+            r["foreign_cpu_share"]
+            for per in bench.results.values()
+            for runs in per.values()
+            for r in runs
+            if r.get("foreign_cpu_share") is not None
+        ]
+        if shares:
+            busy = sum(1 for x in shares if x > 0.10)
+            notes.append(
+                f"other load on the machine: median {report.median(shares):.0%}, max "
+                f"{max(shares):.0%} of total CPU during measurements; {busy} of {len(shares)} "
+                "measurements had > 10% (noisy if many)"
+            )
+        meta["loadavg_end"] = os.getloadavg()
         for t in targets:
             if not t.server.alive():
                 notes.append(f"{t.name} exited during the run:\n{t.server.log_tail(10)}")
+        labels = {"size": f"{cfg.blob_bytes // ops.MiB} MiB", "tags": cfg.tags + 1}
         rows = [
-            {"key": k, "metric": m, "label": lbl, "unit": u, "higher": h}
+            {"key": k, "metric": m, "label": lbl.format(**labels), "unit": u, "higher": h}
             for k, m, lbl, u, h in ROWS
         ]
         summary = report.summarize(rows, bench.results)
+        paginated = {
+            name: {r.get("paginated") for r in per.get("tags_walk", []) if "paginated" in r}
+            for name, per in bench.results.items()
+        }
+        if len(targets) == 2 and paginated["cargohold"] != paginated["distribution"]:
+            # pages of 100 tags vs one page of all tags: pages/s are not comparable
+            for line in summary:
+                if line["operation"].endswith("walk, pages"):
+                    line["ratio"] = None
         text = report.render_text(report.table(summary))
         log("")
         log(text)

@@ -204,7 +204,16 @@ def write_outputs(
     md += [f"- **{k}**: {v}" for k, v in config.items()]
     cpu_lines = _cpu_table(results)
     if cpu_lines:
-        md += ["", "## CPU seconds per measurement (median)", "", *cpu_lines]
+        md += [
+            "",
+            "## CPU per measurement (median)",
+            "",
+            "Server and client columns are CPU seconds; *other load* is the share of the "
+            "machine's CPU used by anything else meanwhile (other work on a shared machine, "
+            "the idle peer server), from /proc/stat.",
+            "",
+            *cpu_lines,
+        ]
     if notes:
         md += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     mpath.write_text("\n".join(md) + "\n")
@@ -220,16 +229,21 @@ def _cpu_table(results: dict) -> list[str]:
     if not keys:
         return []
     lines = [
-        "| measurement | cargohold server | cargohold client | distribution server "
-        "| distribution client |",
-        "|---|---:|---:|---:|---:|",
+        "| measurement | cargohold server | cargohold client | cargohold other load "
+        "| distribution server | distribution client | distribution other load |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for k in keys:
         cells = []
         for target in ("cargohold", "distribution"):
             runs = results.get(target, {}).get(k, [])
-            for field in ("server_cpu_s", "client_cpu_s"):
-                m = median([r.get(field) for r in runs])
-                cells.append(f"{m:.2f}" if m is not None else "-")
+            for fld in ("server_cpu_s", "client_cpu_s", "foreign_cpu_share"):
+                m = median([r.get(fld) for r in runs])
+                if m is None:
+                    cells.append("-")
+                elif fld == "foreign_cpu_share":
+                    cells.append(f"{m:.0%}")
+                else:
+                    cells.append(f"{m:.2f}")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return lines

@@ -59,7 +59,7 @@ class LoopResult:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
@@ -79,7 +79,7 @@ def run_wrk(
         f.write(script)
         path = f.name
     try:
-        cpu0 = _children_cpu()
+        cpu0 = children_cpu()
         r = subprocess.run(
             [
                 WRK or "wrk",
@@ -96,7 +96,7 @@ def run_wrk(
             text=True,
             timeout=seconds + 60,
         )
-        cpu = _children_cpu() - cpu0
+        cpu = children_cpu() - cpu0
     finally:
         os.unlink(path)
     line = next((x for x in r.stdout.splitlines() if x.startswith("WRKJSON ")), None)
@@ -228,14 +228,14 @@ def run_raw_loop(
         seconds=seconds,
         max_requests=max_requests,
     )
-    cpu0 = _children_cpu()
+    cpu0 = children_cpu()
     r = subprocess.run(
         [sys.executable, __file__, json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
     )
-    cpu = _children_cpu() - cpu0
+    cpu = children_cpu() - cpu0
     if r.returncode != 0:
         raise RuntimeError(f"raw loop failed: {r.stderr[-800:]}")
     d = json.loads(r.stdout.strip().splitlines()[-1])
@@ -318,14 +318,14 @@ def run_walk(url: str, n: int, expect: int, seconds: float, max_walks: int) -> t
         max_walks=max_walks,
         max_pages=expect // n + 10,
     )
-    cpu0 = _children_cpu()
+    cpu0 = children_cpu()
     r = subprocess.run(
         [sys.executable, __file__, json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=seconds + 120,
     )
-    cpu = _children_cpu() - cpu0
+    cpu = children_cpu() - cpu0
     if r.returncode != 0:
         raise RuntimeError(f"walk failed: {r.stderr[-800:]}")
     return json.loads(r.stdout.strip().splitlines()[-1]), cpu

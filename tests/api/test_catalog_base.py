@@ -53,8 +53,9 @@ def test_catalog_lists_repositories_sorted(client: httpx.Client) -> None:
     expect(resp, 200)
     assert resp.headers["content-type"].split(";")[0].strip() == "application/json", describe(resp)
     repos = resp.json()["repositories"]
-    if link_next(resp):  # the registry MAY cap an unpaginated listing
-        repos = [*repos, *_walk_catalog(client, link_next(resp) or "")]
+    nxt = link_next(resp)
+    if nxt:  # the registry MAY cap an unpaginated listing
+        repos = [*repos, *_walk_catalog(client, nxt)]
     assert set(names) <= set(repos), describe(resp)
     assert repos == sorted(repos), describe(resp)
     assert len(repos) == len(set(repos)), describe(resp)

@@ -263,6 +263,13 @@ def test_push_with_subject_returns_oci_subject(client: httpx.Client) -> None:
         artifact.response)
 
 
+def test_push_without_subject_has_no_oci_subject(client: httpx.Client) -> None:
+    repo = unique("man")
+    image = push_image(client, repo, "v1")
+    assert image.response is not None
+    assert "oci-subject" not in image.response.headers, describe(image.response)
+
+
 def test_push_with_missing_subject_is_accepted(client: httpx.Client) -> None:
     repo = unique("man")
     missing = {"mediaType": OCI_MANIFEST, "digest": digest_of(random_bytes(32)), "size": 1234}

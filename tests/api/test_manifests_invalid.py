@@ -170,3 +170,67 @@ def test_push_manifest_over_4mib_is_413(client: httpx.Client) -> None:
     resp = put_manifest(client, repo, "huge", body, OCI_MANIFEST)
     expect(resp, 413)
     expect(client.get(manifest_path(repo, "huge")), 404)
+
+
+@pytest.mark.parametrize("ref", ["sha256:baddigeststring", "sha256:" + "A" * 64, "sha256:",
+                                 "md5:d41d8cd98f00b204e9800998ecf8427e"])
+def test_push_to_malformed_digest_reference_is_400(client: httpx.Client, ref: str) -> None:
+    repo = unique("man")
+    body = encode(image_manifest(_config(client, repo), []))
+    resp = put_manifest(client, repo, ref, body, OCI_MANIFEST)
+    assert_error(resp, 400, "DIGEST_INVALID", "MANIFEST_INVALID", "TAG_INVALID", "UNSUPPORTED")
+
+
+def test_push_with_trailing_whitespace_by_original_digest_is_digest_invalid(
+        client: httpx.Client) -> None:
+    repo = unique("man")
+    body = encode(image_manifest(_config(client, repo), []))
+    resp = put_manifest(client, repo, digest_of(body), body + b"  ", OCI_MANIFEST)
+    assert_error(resp, 400, "DIGEST_INVALID")
+
+
+def test_rejected_manifest_does_not_move_tag(client: httpx.Client) -> None:
+    repo = unique("man")
+    config = _config(client, repo)
+    good = encode(image_manifest(config, []))
+    expect(put_manifest(client, repo, "stable", good, OCI_MANIFEST), 201)
+    bad = encode(image_manifest(config, [random_bytes(30)]))  # layer never pushed
+    assert_error(put_manifest(client, repo, "stable", bad, OCI_MANIFEST), 400,
+                 "MANIFEST_BLOB_UNKNOWN")
+    assert _pull(client, repo, "stable").content == good
+
+
+def test_manifest_with_blobs_only_in_other_repository_is_consistent(
+        client: httpx.Client) -> None:
+    """Rejected as unknown, or accepted and then every referenced blob is pullable here."""
+    owner, repo = unique("man"), unique("man")
+    config, layer = make_config(), random_bytes(40)
+    upload_blob(client, owner, config)
+    upload_blob(client, owner, layer)
+    upload_blob(client, repo, random_bytes(8))  # the target repository exists
+    body = encode(image_manifest(config, [layer]))
+    resp = put_manifest(client, repo, "x", body, OCI_MANIFEST)
+    if resp.status_code == 400:
+        assert_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
+        return
+    expect(resp, 201)
+    for blob in (config, layer):
+        pulled = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}")
+        assert pulled.status_code == 200, f"manifest accepted but blob not pullable: {pulled}"
+
+
+def test_index_with_child_only_in_other_repository_is_consistent(
+        client: httpx.Client) -> None:
+    owner, repo = unique("man"), unique("man")
+    config = make_config()
+    upload_blob(client, owner, config)
+    child = Pushed(encode(image_manifest(config, [])), OCI_MANIFEST)
+    expect(put_manifest(client, owner, child.digest, child.body, OCI_MANIFEST), 201)
+    upload_blob(client, repo, random_bytes(8))
+    body = encode(index_manifest([child]))
+    resp = put_manifest(client, repo, "x", body, OCI_INDEX)
+    if resp.status_code == 400:
+        assert_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
+        return
+    expect(resp, 201)
+    expect(client.get(manifest_path(repo, child.digest)), 200)

@@ -144,3 +144,13 @@ def test_mount_into_repository_that_already_has_blob(client: httpx.Client) -> No
     digest = upload_blob(client, source, data)
     upload_blob(client, target, data)
     expect(_mount(client, target, digest, source), 201)
+
+
+def test_mount_from_source_after_blob_deleted_there_is_202(client: httpx.Client) -> None:
+    source, target = unique("mount-src"), unique("mount-dst")
+    digest = upload_blob(client, source, random_bytes(64))
+    upload_blob(client, source, random_bytes(8))  # keep the source repository alive
+    expect(client.delete(blob_path(source, digest)), 202)
+    resp = _mount(client, target, digest, source)
+    expect(resp, 202)
+    expect(client.head(blob_path(target, digest)), 404)

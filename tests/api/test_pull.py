@@ -170,6 +170,38 @@ def test_get_blob_unsatisfiable_range_is_416(client: httpx.Client,
         assert resp.headers["content-range"] == "bytes */100", describe(resp)
 
 
+def test_head_blob_ignores_range(client: httpx.Client, ranged: tuple[str, str, bytes]) -> None:
+    """RFC 9110 14.2: range handling is defined for GET only; HEAD MUST return 200."""
+    repo, digest, _ = ranged
+    resp = client.head(blob_path(repo, digest), headers={"Range": "bytes=0-9"})
+    expect(resp, 200)
+    assert resp.headers.get("content-length") == "100", describe(resp)
+
+
+def test_get_blob_ignores_unknown_range_unit(client: httpx.Client,
+                                             ranged: tuple[str, str, bytes]) -> None:
+    """RFC 9110 14.2: an origin server MUST ignore a Range with a unit it does not know."""
+    repo, digest, data = ranged
+    resp = client.get(blob_path(repo, digest), headers={"Range": "items=0-5"})
+    expect(resp, 200)
+    assert resp.content == data
+
+
+def test_get_blob_multiple_ranges(client: httpx.Client, ranged: tuple[str, str, bytes]) -> None:
+    repo, digest, data = ranged
+    resp = client.get(blob_path(repo, digest), headers={"Range": "bytes=0-1,5-6"})
+    expect(resp, 200, 206)
+    if resp.status_code == 200:
+        assert resp.content == data
+    else:
+        content_type = resp.headers.get("content-type", "")
+        assert content_type.startswith("multipart/byteranges"), describe(resp)
+        assert b"Content-Range: bytes 0-1/100" in resp.content, describe(resp)
+        assert b"Content-Range: bytes 5-6/100" in resp.content, describe(resp)
+        assert data[0:2] in resp.content
+        assert data[5:7] in resp.content
+
+
 def test_resumed_pull_reassembles_blob(client: httpx.Client) -> None:
     repo = unique("range")
     data = random_bytes(10_000)
@@ -292,3 +324,41 @@ def test_pull_whole_image_in_nested_repository(client: httpx.Client) -> None:
         expect(blob, 200)
         assert blob.content == image.blobs[desc["digest"]]
         assert len(blob.content) == desc["size"]
+
+
+# ---------------------------------------------------------------- names and tags
+
+
+@pytest.mark.parametrize("suffix", ["a__b", "a--b", "a---b", "a.b", "a_b", "0", "b.c/d-e/f__g",
+                                    "x9/9x"])
+def test_valid_unusual_repository_names(client: httpx.Client, suffix: str) -> None:
+    repo = f"{unique('names')}/{suffix}"
+    image = push_image(client, repo, "v1")
+    resp = client.get(manifest_path(repo, "v1"))
+    expect(resp, 200)
+    assert resp.content == image.body
+    expect(client.get(blob_path(repo, next(iter(image.blobs)))), 200)
+
+
+@pytest.mark.parametrize("middle", ["blobs", "manifests", "tags", "tags/list", "referrers",
+                                    "blobs/uploads", "uploads", "v2", "catalog"])
+def test_repository_names_containing_api_keywords(client: httpx.Client, middle: str) -> None:
+    repo = f"{unique('kw')}/{middle}/app"
+    image = push_image(client, repo, "v1")
+    resp = client.get(manifest_path(repo, "v1"))
+    expect(resp, 200)
+    assert resp.content == image.body
+    for digest, data in image.blobs.items():
+        assert client.get(blob_path(repo, digest)).content == data
+    tags = client.get(f"/v2/{repo}/tags/list")
+    expect(tags, 200)
+    assert tags.json() == {"name": repo, "tags": ["v1"]}, describe(tags)
+    expect(client.get(f"/v2/{repo}/referrers/{image.digest}"), 200)
+
+
+def test_tags_are_case_sensitive(client: httpx.Client) -> None:
+    repo = unique("pull")
+    lower, upper = push_image(client, repo, "latest"), push_image(client, repo, "LATEST")
+    assert client.get(manifest_path(repo, "latest")).content == lower.body
+    assert client.get(manifest_path(repo, "LATEST")).content == upper.body
+    expect(client.get(manifest_path(repo, "Latest")), 404)

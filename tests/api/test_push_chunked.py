@@ -367,3 +367,17 @@ def test_cancel_unknown_session_is_404(client: httpx.Client) -> None:
     start_upload(client, repo)
     resp = client.delete(f"/v2/{repo}/blobs/uploads/{fake_uuid()}")
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_interleaved_sessions_for_same_blob(client: httpx.Client) -> None:
+    repo = unique("chunk")
+    first, second = random_bytes(100), random_bytes(100)
+    digest = digest_of(first + second)
+    a, b = start_upload(client, repo), start_upload(client, repo)
+    a = expect(_patch(client, a, first, 0), 202).headers["location"]
+    b = expect(_patch(client, b, first, 0), 202).headers["location"]
+    a = expect(_patch(client, a, second, 100), 202).headers["location"]
+    b = expect(_patch(client, b, second, 100), 202).headers["location"]
+    expect(_close(client, a, digest), 201)
+    expect(_close(client, b, digest), 201)
+    assert client.get(blob_path(repo, digest)).content == first + second

@@ -16,6 +16,7 @@ from .oci import (
     describe,
     digest_of,
     expect,
+    link_next,
     manifest_path,
     push,
     push_artifact,
@@ -229,3 +230,62 @@ def test_referrers_invalid_digest_is_400(client: httpx.Client, bad: str) -> None
     resp = client.get(referrers_path(repo, bad))
     assert_not_server_error(resp)
     expect(resp, 400)
+
+
+def test_referrers_filter_matches_config_media_type_fallback(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_image(client, repo, "v1")
+    image_ref = push_image(client, repo, subject=subject.descriptor())  # no artifactType
+    push_artifact(client, repo, subject, SBOM)
+    resp = _referrers(client, repo, subject.digest, OCI_CONFIG)
+    assert set(_entries(resp)) == {image_ref.digest}, describe(resp)
+
+
+def test_referrers_many_are_all_reachable(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_image(client, repo, "v1")
+    pushed = {push_artifact(client, repo, subject, SBOM).digest for _ in range(30)}
+    seen: list[str] = []
+    url: str | None = referrers_path(repo, subject.digest)
+    while url:
+        resp = expect(client.get(url), 200)
+        seen.extend(d["digest"] for d in resp.json()["manifests"])
+        url = link_next(resp)
+        assert len(seen) <= len(pushed), describe(resp)
+    assert sorted(seen) == sorted(pushed)
+
+
+def test_referrers_subject_is_an_index(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_index(client, repo, [push_image(client, repo)], "multi")
+    sig = push_artifact(client, repo, subject, SIG)
+    entries = _entries(_referrers(client, repo, subject.digest))
+    assert set(entries) == {sig.digest}
+    assert entries[sig.digest]["artifactType"] == SIG
+
+
+def test_referrer_without_annotations(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_image(client, repo, "v1")
+    sbom = push_artifact(client, repo, subject, SBOM)
+    entry = _entries(_referrers(client, repo, subject.digest))[sbom.digest]
+    assert entry.get("annotations") in (None, {}), entry
+    assert entry["artifactType"] == SBOM
+
+
+def test_referrers_filter_with_plus_in_artifact_type(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_image(client, repo, "v1")
+    plus = push_artifact(client, repo, subject, "application/vnd.example.sbom+json")
+    push_artifact(client, repo, subject, SBOM)
+    resp = _referrers(client, repo, subject.digest, "application/vnd.example.sbom+json")
+    assert set(_entries(resp)) == {plus.digest}, describe(resp)
+
+
+def test_referrers_preserve_unicode_annotations(client: httpx.Client) -> None:
+    repo = unique("ref")
+    subject = push_image(client, repo, "v1")
+    annotations = {"org.example.note": "caf\u00e9 \u2603", "org.example.empty": ""}
+    sbom = push_artifact(client, repo, subject, SBOM, annotations=annotations)
+    entry = _entries(_referrers(client, repo, subject.digest))[sbom.digest]
+    assert entry["annotations"] == annotations
