@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +50,7 @@ class LiveRegistry:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # so kill() can take the worker processes down too
         )
         self._wait_ready()
 
@@ -64,6 +66,12 @@ class LiveRegistry:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in 30s: {self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole server, workers included: a crash, not a shutdown."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
 
     def stop(self) -> None:
         self.process.terminate()
