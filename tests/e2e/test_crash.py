@@ -7,7 +7,6 @@ import socket
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import LiveRegistry
 
 
