@@ -381,6 +381,52 @@ class Bench:
                     await t.client.aclose()
 
 
+def build_summary(results: dict, blob_mib: int, tags: int) -> list[dict]:
+    labels = {"size": f"{blob_mib} MiB", "tags": tags}
+    rows = [
+        {"key": k, "metric": m, "label": lbl.format(**labels), "unit": u, "higher": h}
+        for k, m, lbl, u, h in ROWS
+    ]
+    summary = report.summarize(rows, results)
+    paginated = {
+        name: {r.get("paginated") for r in per.get("tags_walk", []) if "paginated" in r}
+        for name, per in results.items()
+    }
+    if len(paginated) == 2 and paginated["cargohold"] != paginated["distribution"]:
+        # pages of 100 tags vs one page of all tags: pages/s are not comparable
+        for line in summary:
+            if (line["key"], line["metric"]) == ("tags_walk", "rps"):
+                line["ratio"] = None
+                line["note"] = "pagination differs: pages/s not comparable"
+    return summary
+
+
+def print_table(summary: list[dict], notes: list[str]) -> None:
+    log("")
+    log(report.render_text(report.table(summary)))
+    log(
+        "ratio = cargohold/distribution for throughput, distribution/cargohold for "
+        "latency: > 1 means cargohold is better"
+    )
+    for n in notes:
+        log(f"note: {n}")
+
+
+def rerender(path: Path) -> int:
+    """Rebuild table, .md and .json of an earlier run from its .json (no measuring)."""
+    import json
+
+    d = json.loads(path.read_text())
+    c = d["config"]
+    summary = build_summary(d["runs"], c["blob_size_mib"], c["tags"] + 1)
+    print_table(summary, [d["machine"]["note"], *d["notes"]])
+    mpath, jpath = report.write_outputs(
+        path.parent, d["timestamp"], d["machine"], c, summary, d["runs"], d["notes"]
+    )
+    log(f"wrote {mpath} and {jpath}")
+    return 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark cargohold against CNCF Distribution on loopback.",
@@ -408,6 +454,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="override seconds per request loop")
     p.add_argument("--out", default=str(BENCH / "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    p.add_argument(
+        "--rerender",
+        metavar="JSON",
+        help="only rebuild the table/.md/.json of an earlier run from its .json",
+    )
     return p.parse_args(argv)
 
 
@@ -431,6 +482,8 @@ def make_config(a: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.rerender:
+        return rerender(Path(a.rerender))
     cfg = make_config(a)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     notes: list[str] = []
@@ -487,31 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             if not t.server.alive():
                 notes.append(f"{t.name} exited during the run:\n{t.server.log_tail(10)}")
-        labels = {"size": f"{cfg.blob_bytes // ops.MiB} MiB", "tags": cfg.tags + 1}
-        rows = [
-            {"key": k, "metric": m, "label": lbl.format(**labels), "unit": u, "higher": h}
-            for k, m, lbl, u, h in ROWS
-        ]
-        summary = report.summarize(rows, bench.results)
-        paginated = {
-            name: {r.get("paginated") for r in per.get("tags_walk", []) if "paginated" in r}
-            for name, per in bench.results.items()
-        }
-        if len(targets) == 2 and paginated["cargohold"] != paginated["distribution"]:
-            # pages of 100 tags vs one page of all tags: pages/s are not comparable
-            for line in summary:
-                if line["operation"].endswith("walk, pages"):
-                    line["ratio"] = None
-        text = report.render_text(report.table(summary))
-        log("")
-        log(text)
-        log(
-            "ratio = cargohold/distribution for throughput, distribution/cargohold for "
-            "latency: > 1 means cargohold is better"
-        )
-        log(f"note: {meta['note']}")
-        for n in notes:
-            log(f"note: {n}")
+        summary = build_summary(bench.results, cfg.blob_bytes // ops.MiB, cfg.tags + 1)
+        print_table(summary, [meta["note"], *notes])
         mpath, jpath = report.write_outputs(
             Path(a.out), stamp, meta, cfg.describe(), summary, bench.results, notes
         )

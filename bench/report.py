@@ -102,6 +102,8 @@ def summarize(rows: list[dict], results: dict[str, dict[str, list[dict]]]) -> li
     for row in rows:
         key, metric = row["key"], row["metric"]
         line: dict[str, Any] = {
+            "key": key,
+            "metric": metric,
             "operation": row["label"],
             "unit": row["unit"],
             "higher_is_better": row["higher"],
