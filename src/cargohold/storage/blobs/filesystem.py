@@ -62,8 +62,8 @@ class FilesystemBlobStore:
         self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        self._uploads.mkdir(parents=True, exist_ok=True)
+        for folder in (self._blobs / "sha256", self._blobs / "sha512", self._uploads):
+            folder.mkdir(parents=True, exist_ok=True)
 
     # -- paths: every on-disk location is decided here
     def _blob_path(self, digest: str) -> Path:
@@ -132,7 +132,10 @@ class FilesystemBlobStore:
         if target.exists():
             source.unlink()  # identical content is already durable; keep that copy
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # The new prefix directory's own entry must be durable too.
+            _fsync_dir(target.parent.parent)
         os.replace(source, target)
         _fsync_dir(target.parent)
 
