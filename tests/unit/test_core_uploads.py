@@ -122,3 +122,23 @@ def test_upload_is_bound_to_its_repository(workers: tuple[Registry, Registry]) -
     one.uploads.cancel("owner/repo", status.upload_id)
     with pytest.raises(BlobUploadUnknown):
         one.uploads.status("owner/repo", status.upload_id)
+
+
+def test_finish_refuses_while_another_request_appends(
+    workers: tuple[Registry, Registry],
+) -> None:
+    one, _ = workers
+    data = b"payload"
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(data), 0)
+        # Another request is mid-append: the closing PUT must not commit under it.
+        with (
+            one.blob_store.open_upload(status.upload_id, len(data)),
+            pytest.raises(RangeInvalid),
+        ):
+            await one.uploads.finish("r", status.upload_id, sha256(data))
+        assert await one.uploads.finish("r", status.upload_id, sha256(data)) == sha256(data)
+
+    asyncio.run(scenario())

@@ -94,17 +94,12 @@ class UploadService:
                 upload_id,
                 offset,
             )
-        state = await asyncio.to_thread(self._hash_state, record, offset)
+        writer = await self._lock(upload_id, offset)
         try:
-            writer = await asyncio.to_thread(self._blobs.open_upload, upload_id, offset)
-        except UploadOffsetMismatch as exc:
-            raise RangeInvalid(
-                "another request is writing to this upload, or it moved on",
-                upload_id,
-                exc.actual,
-            ) from None
-        except FileNotFoundError:
-            raise BlobUploadUnknown(f"upload {upload_id} is not known") from None
+            state = await asyncio.to_thread(self._hash_state, record, offset)
+        except BaseException:
+            await asyncio.to_thread(writer.close)
+            raise
         received = 0
         try:
             received = await _pump(chunks, writer, state.hasher)
@@ -135,15 +130,20 @@ class UploadService:
         if chunks is not None:
             await self.append(repository, upload_id, chunks, start, length)
         record, size = await asyncio.to_thread(self._session_and_size, repository, upload_id)
-        state = await asyncio.to_thread(self._hash_state, record, size, expected.algorithm)
-        actual = state.hasher.hexdigest()
-        if actual != expected.encoded:
-            await asyncio.to_thread(self._drop, upload_id)
-            raise DigestInvalid(
-                f"uploaded content has digest {expected.algorithm}:{actual}, not {expected}",
-                detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
-            )
-        await asyncio.to_thread(self._commit, record, str(expected), size)
+        # Hold the upload while verifying and committing, so no append slips in between.
+        writer = await self._lock(upload_id, size)
+        try:
+            state = await asyncio.to_thread(self._hash_state, record, size, expected.algorithm)
+            actual = state.hasher.hexdigest()
+            if actual != expected.encoded:
+                await asyncio.to_thread(self._drop, upload_id)
+                raise DigestInvalid(
+                    f"uploaded content has digest {expected.algorithm}:{actual}, not {expected}",
+                    detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
+                )
+            await asyncio.to_thread(self._commit, record, str(expected), size)
+        finally:
+            await asyncio.to_thread(writer.close)
         return str(expected)
 
     async def upload_whole(
@@ -159,6 +159,19 @@ class UploadService:
             raise
 
     # -- helpers
+    async def _lock(self, upload_id: str, offset: int) -> UploadWriter:
+        """Take the upload for this request; it must hold exactly `offset` bytes."""
+        try:
+            return await asyncio.to_thread(self._blobs.open_upload, upload_id, offset)
+        except UploadOffsetMismatch as exc:
+            raise RangeInvalid(
+                "another request is writing to this upload, or it moved on",
+                upload_id,
+                exc.actual,
+            ) from None
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {upload_id} is not known") from None
+
     def _session(self, repository: str, upload_id: str) -> UploadRecord:
         validate_name(repository)
         record = self._meta.get_upload(upload_id)
@@ -182,8 +195,12 @@ class UploadService:
             return state
         # Another worker took the previous chunk, or the client changed algorithm.
         hasher = new_hasher(algorithm)
+        remaining = offset
         for data in self._blobs.read_upload(record.upload_id):
-            hasher.update(data)
+            hasher.update(data[:remaining])
+            remaining -= len(data)
+            if remaining <= 0:
+                break
         return _HashState(hasher, offset)
 
     def _commit(self, record: UploadRecord, digest: str, size: int) -> None:
