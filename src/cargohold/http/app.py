@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 
 from cargohold.config import Settings
 from cargohold.core import Registry
 from cargohold.errors import RegistryError
 from cargohold.http.errors import (
+    client_disconnect_handler,
     http_exception_handler,
     registry_error_handler,
     unexpected_error_handler,
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             RegistryError: registry_error_handler,
             HTTPException: http_exception_handler,
+            ClientDisconnect: client_disconnect_handler,
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,

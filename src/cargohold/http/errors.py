@@ -85,6 +85,12 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     return error_response("UNSUPPORTED", str(exc.detail), exc.status_code)
 
 
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body; whatever it sent was rolled back. Nobody reads this.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response("BLOB_UPLOAD_INVALID", "client disconnected before the body ended", 400)
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response("UNKNOWN", "internal error: see the server log", 500)
