@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,10 @@ class Podman:
     def __init__(self, binary: str, workdir: Path) -> None:
         self.binary = binary
         self.workdir = workdir
-        for sub in ("root", "runroot", "libpod", "networks", "tmp"):
+        for sub in ("root", "libpod", "networks", "tmp"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
+        # podman refuses a run root longer than 50 characters (it holds sockets): keep it short.
+        self.runroot = Path(tempfile.mkdtemp(prefix="cargohold-podman-"))
         (workdir / "registries.conf").write_text(REGISTRIES_CONF)
         self.env = {
             **os.environ,
@@ -65,7 +68,7 @@ class Podman:
             "--root",
             str(self.workdir / "root"),
             "--runroot",
-            str(self.workdir / "runroot"),
+            str(self.runroot),
             "--tmpdir",
             str(self.workdir / "libpod"),
             "--network-config-dir",
@@ -77,6 +80,9 @@ class Podman:
             "--events-backend",
             "none",
         ]
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
     def run(self, *args: str | Path, check: bool = True, timeout: float = TIMEOUT) -> Result:
         cmd = [self.binary, *self.global_options, *map(str, args)]
