@@ -104,6 +104,27 @@ class SqlMetadataStore:
         ).scalar()
         return None if value is None else int(value)
 
+    @staticmethod
+    def _first_column(conn: Connection, query: Any) -> list[Any]:
+        """All values of a one-column query, fetched straight from the DB-API cursor.
+
+        Long listings (thousands of tags) spend most of their time building SQLAlchemy
+        rows; compiling the statement and reading plain tuples is about twice as fast.
+        """
+        compiled = query.compile(dialect=conn.dialect)
+        params = compiled.params
+        args = (
+            tuple(params[name] for name in compiled.positiontup or ())
+            if compiled.positional
+            else params
+        )
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.string, args)
+            return [row[0] for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     # -- repositories
     def repository_exists(self, name: str) -> bool:
         with self._read() as conn:
@@ -116,7 +137,7 @@ class SqlMetadataStore:
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return list(conn.execute(query).scalars())
+            return self._first_column(conn, query)
 
     # -- blobs
     def link_blob(self, repository: str, digest: str, size: int) -> None:
@@ -330,7 +351,7 @@ class SqlMetadataStore:
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return list(conn.execute(query).scalars())
+            return self._first_column(conn, query)
 
     def list_referrers(
         self, repository: str, subject: str, artifact_type: str | None
