@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .skopeo import Result
+from .skopeo import Result, run_tool
 
 #: Seconds one podman command may take before the test fails.
 TIMEOUT = 180
@@ -86,21 +84,7 @@ class Podman:
 
     def run(self, *args: str | Path, check: bool = True, timeout: float = TIMEOUT) -> Result:
         cmd = [self.binary, *self.global_options, *map(str, args)]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, timeout=timeout, check=False, env=self.env
-            )
-        except subprocess.TimeoutExpired as exc:
-            stderr = (exc.stderr or b"").decode(errors="replace")
-            pytest.fail(
-                f"$ {shlex.join(cmd)}\ntimed out after {timeout}s\n"
-                + "\n".join(stderr.splitlines()[-40:]),
-                pytrace=False,
-            )
-        result = Result(cmd, proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
-        if check and result.returncode != 0:
-            pytest.fail(f"podman failed:\n{result.describe()}", pytrace=False)
-        return result
+        return run_tool("podman", cmd, check=check, timeout=timeout, env=self.env)
 
     def pull(self, ref: str, *options: str) -> str:
         """``podman pull -q``; returns the image ID podman printed (the config digest's hex)."""

@@ -90,22 +90,33 @@ class Skopeo:
             str(self.tmpdir),
             *map(str, args),
         ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            stderr = (exc.stderr or b"").decode(errors="replace")
-            pytest.fail(
-                f"$ {shlex.join(cmd)}\ntimed out after {timeout}s\n"
-                + "\n".join(stderr.splitlines()[-40:]),
-                pytrace=False,
-            )
-        result = Result(cmd, proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
-        if check and result.returncode != 0:
-            pytest.fail(f"skopeo failed:\n{result.describe()}", pytrace=False)
-        return result
+        return run_tool("skopeo", cmd, check=check, timeout=timeout)
 
     def copy(self, src: str, dest: str, *options: str | Path, check: bool = True) -> Result:
         return self.run("copy", *options, src, dest, check=check)
 
     def inspect(self, ref: str, *options: str | Path, check: bool = True) -> Result:
         return self.run("inspect", *options, ref, check=check)
+
+
+def run_tool(
+    tool: str,
+    cmd: list[str],
+    check: bool,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Run a client command; a timeout or (with check) a failure fails the test verbosely."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, env=env)
+    except subprocess.TimeoutExpired as exc:
+        stderr = (exc.stderr or b"").decode(errors="replace")
+        pytest.fail(
+            f"$ {shlex.join(cmd)}\ntimed out after {timeout}s\n"
+            + "\n".join(stderr.splitlines()[-40:]),
+            pytrace=False,
+        )
+    result = Result(cmd, proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"))
+    if check and result.returncode != 0:
+        pytest.fail(f"{tool} failed:\n{result.describe()}", pytrace=False)
+    return result

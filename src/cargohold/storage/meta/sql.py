@@ -183,16 +183,16 @@ class SqlMetadataStore:
         return None if value is None else int(value)
 
     def unlink_blob(self, repository: str, digest: str) -> bool:
+        table = m.repository_blobs
+        return self._delete_in_repository(repository, table, table.c.digest == digest)
+
+    def _delete_in_repository(self, repository: str, table: Any, condition: Any) -> bool:
+        """Delete the rows of `table` in one repository that match; False if none did."""
         with self._write() as conn:
             repo_id = self._repository_id(conn, repository)
             if repo_id is None:
                 return False
-            result = conn.execute(
-                delete(m.repository_blobs).where(
-                    m.repository_blobs.c.repository_id == repo_id,
-                    m.repository_blobs.c.digest == digest,
-                )
-            )
+            result = conn.execute(delete(table).where(table.c.repository_id == repo_id, condition))
             return bool(result.rowcount)
 
     # -- manifests and tags
@@ -318,26 +318,11 @@ class SqlMetadataStore:
             return set(conn.execute(query).scalars())
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
-        with self._write() as conn:
-            repo_id = self._repository_id(conn, repository)
-            if repo_id is None:
-                return False
-            result = conn.execute(
-                delete(m.manifests).where(
-                    m.manifests.c.repository_id == repo_id, m.manifests.c.digest == digest
-                )
-            )
-            return bool(result.rowcount)
+        table = m.manifests
+        return self._delete_in_repository(repository, table, table.c.digest == digest)
 
     def delete_tag(self, repository: str, tag: str) -> bool:
-        with self._write() as conn:
-            repo_id = self._repository_id(conn, repository)
-            if repo_id is None:
-                return False
-            result = conn.execute(
-                delete(m.tags).where(m.tags.c.repository_id == repo_id, m.tags.c.name == tag)
-            )
-            return bool(result.rowcount)
+        return self._delete_in_repository(repository, m.tags, m.tags.c.name == tag)
 
     def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
         query = (
