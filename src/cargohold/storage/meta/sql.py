@@ -1,84 +1,27 @@
-"""MetadataStore on SQLAlchemy Core: SQLite for the embedded default, PostgreSQL later.
-
-SQLite write transactions start with BEGIN IMMEDIATE so that concurrent writers from
-several worker processes queue on the busy timeout instead of failing on lock upgrade.
-"""
+"""MetadataStore on SQLAlchemy Core: SQLite for the embedded default, PostgreSQL later."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import ManifestBlobUnknown
 from cargohold.storage.meta import models as m
 from cargohold.storage.meta.base import ManifestRecord, ReferrerRecord, UploadRecord
+from cargohold.storage.meta.sqlbase import SqlBase, create_sql_engine
+from cargohold.storage.meta.sqlbase import now as _now
+
+__all__ = ["SqlMetadataStore", "create_sql_engine"]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_sql_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=16)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged push survives power loss, not only a process crash.
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-class SqlMetadataStore:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
-
+class SqlMetadataStore(SqlBase):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    # -- transactions
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            if self._sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.exec_driver_sql("ROLLBACK")
-                    raise
-                conn.exec_driver_sql("COMMIT")
-            else:
-                with conn.begin():
-                    yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            yield conn
-
-    def _insert(self, table: Any) -> Any:
-        dialect = sqlite if self._sqlite else postgresql
-        return dialect.insert(table)
 
     def _ensure_repository(self, conn: Connection, name: str) -> int:
         repo_id = conn.execute(

@@ -1,0 +1,1 @@
+"""Access control: identities, roles, credentials, tokens and access decisions."""
