@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cargohold import __version__
-from cargohold.config import ConfigError, Settings, load_settings
+from cargohold.cli_admin import register_admin_commands
+from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 
 app = typer.Typer(
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
@@ -18,29 +18,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="YAML file with settings (env: CARGOHOLD_CONFIG).", dir_okay=False
-    ),
-]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Folder for the database and blobs (env: CARGOHOLD_DATA_DIR).",
-        file_okay=False,
-    ),
-]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -61,12 +38,15 @@ def serve(
     """Serve the registry's /v2 API (embedded default: SQLite and files under --data-dir)."""
     from cargohold.server import serve as run_server
 
-    settings = _settings(config, host=host, port=port, data_dir=data_dir, workers=workers)
+    settings = load(config, host=host, port=port, data_dir=data_dir, workers=workers)
+    from cargohold.server import UnsafeStart
+
     try:
         run_server(settings)
+    except UnsafeStart as exc:
+        fail(f"refusing to start: {exc}", 2)
     except OSError as exc:
-        typer.secho(f"error: cannot serve: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        fail(f"cannot serve: {exc}", 1)
 
 
 @app.command()
@@ -88,7 +68,10 @@ def show_config(
     config: ConfigOption = None,
 ) -> None:
     """Print the effective configuration as JSON (what `serve` would use)."""
-    typer.echo(_settings(config, data_dir=data_dir).model_dump_json(indent=2))
+    typer.echo(load(config, data_dir=data_dir).model_dump_json(indent=2))
+
+
+register_admin_commands(app)
 
 
 def main() -> None:

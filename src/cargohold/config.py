@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default_factory=_default_workers, ge=1, le=64)
     max_manifest_size: int = Field(4 * 1024 * 1024, ge=1024, description="Bytes; larger is 413.")
+    anonymous_pull: bool = Field(True, description="Anyone may pull public repositories.")
+    open_registry: bool = Field(
+        False,
+        description="With no users, allow anonymous push on a non-loopback address too.",
+    )
+    token_ttl: int = Field(300, ge=60, le=86400, description="Bearer token lifetime (s).")
+    token_service: str = Field("cargohold", min_length=1, description="Token audience.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
 
@@ -39,6 +46,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,6 +7,8 @@ import os
 
 import uvicorn
 
+from cargohold.auth.store import AuthStore
+from cargohold.auth.tokens import create_key
 from cargohold.config import Settings
 from cargohold.http.app import SETTINGS_ENV
 from cargohold.storage.meta import schema
@@ -15,20 +17,48 @@ from cargohold.storage.meta.sql import create_sql_engine
 log = logging.getLogger("cargohold")
 
 
-def prepare_storage(settings: Settings) -> None:
-    """Create the data folder and bring the database schema up to date."""
+class UnsafeStart(Exception):
+    """Starting would expose an open registry; the message says how to proceed."""
+
+
+def prepare_storage(settings: Settings) -> int:
+    """Create the data folder, migrate the schema and the signing key; count the users."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_sql_engine(settings.resolved_database_url)
     try:
         schema.upgrade(engine)
+        users = AuthStore(engine).user_count()
     finally:
         engine.dispose()
+    if not any(settings.keys_dir.glob("*.pem")):
+        create_key(settings.keys_dir)  # before the workers start, so they share one key
+    return users
+
+
+def check_open_mode(settings: Settings, users: int) -> None:
+    if users:
+        return
+    loopback = settings.host in ("127.0.0.1", "::1", "localhost") or settings.host.startswith(
+        "127."
+    )
+    if not loopback and not settings.open_registry:
+        raise UnsafeStart(
+            f"no users exist, so anyone reaching {settings.host} could push and delete. "
+            "Create an admin first (`cargohold user add NAME --admin`), or set "
+            "open_registry: true (CARGOHOLD_OPEN_REGISTRY=true) to run open on purpose."
+        )
+    log.warning(
+        "WARNING: no users exist: the registry is OPEN, anyone who can reach %s:%d may "
+        "push, pull and delete. Add an admin with `cargohold user add NAME --admin`.",
+        settings.host,
+        settings.port,
+    )
 
 
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    prepare_storage(settings)
+    check_open_mode(settings, prepare_storage(settings))
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     log.info(
         "cargohold serving http://%s:%d with %d workers, data in %s",

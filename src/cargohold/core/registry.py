@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cargohold.core.blobs import BlobService
@@ -43,11 +44,27 @@ class Registry:
             raise NameUnknown(f"repository {repository} is not known")
         return _page(tags, limit)
 
-    def list_repositories(self, limit: int | None, last: str | None) -> Page:
+    def list_repositories(
+        self,
+        limit: int | None,
+        last: str | None,
+        visible: Callable[[str], bool] | None = None,
+    ) -> Page:
+        """A page of repository names; `visible` hides those the caller may not see."""
         if limit == 0:
             return Page([], more=False)
-        fetch = None if limit is None else limit + 1
-        return _page(self.meta.list_repositories(last, fetch), limit)
+        if visible is None:
+            fetch = None if limit is None else limit + 1
+            return _page(self.meta.list_repositories(last, fetch), limit)
+        shown: list[str] = []
+        batch = max(limit or 0, 100) + 1
+        while limit is None or len(shown) <= limit:
+            names = self.meta.list_repositories(last, batch)
+            shown.extend(name for name in names if visible(name))
+            if len(names) < batch:
+                break
+            last = names[-1]
+        return _page(shown, limit)
 
     def check_ready(self) -> None:
         """Raise when a dependency cannot serve requests."""

@@ -13,9 +13,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
+from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.policy import AccessPolicy
+from cargohold.auth.store import AuthStore
+from cargohold.auth.tokens import TokenService
 from cargohold.config import Settings
 from cargohold.core import Registry
 from cargohold.errors import RegistryError
+from cargohold.http.access import AccessMiddleware
 from cargohold.http.errors import (
     client_disconnect_handler,
     http_exception_handler,
@@ -23,31 +28,35 @@ from cargohold.http.errors import (
     unexpected_error_handler,
 )
 from cargohold.http.middleware import AccessLogMiddleware
-from cargohold.http.routes import v2_routes
+from cargohold.http.routes import token_routes, v2_routes
 from cargohold.storage.blobs import FilesystemBlobStore
 from cargohold.storage.meta import SqlMetadataStore
+from cargohold.storage.meta.sqlbase import create_sql_engine
 
 # Worker processes receive the parent's resolved settings through this variable.
 SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"
 
 
-def build_registry(settings: Settings) -> tuple[Registry, SqlMetadataStore]:
-    blob_store = FilesystemBlobStore(settings.data_dir)
-    meta = SqlMetadataStore.from_url(settings.resolved_database_url)
-    return Registry(blob_store, meta, settings.max_manifest_size), meta
-
-
 def create_app(settings: Settings) -> Starlette:
-    registry, meta = build_registry(settings)
+    engine = create_sql_engine(settings.resolved_database_url)
+    meta = SqlMetadataStore(engine)
+    registry = Registry(FilesystemBlobStore(settings.data_dir), meta, settings.max_manifest_size)
+    auth_store = AuthStore(engine)
+    policy = AccessPolicy(auth_store, settings.anonymous_pull)
+    authenticator = Authenticator(auth_store)
+    tokens = TokenService(settings.keys_dir, settings.token_service, settings.token_ttl)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        meta.close()
+        engine.dispose()
 
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
+    middleware.append(
+        Middleware(AccessMiddleware, policy=policy, authenticator=authenticator, tokens=tokens)
+    )
     app = Starlette(
-        routes=v2_routes(),
+        routes=[*v2_routes(), *token_routes()],
         middleware=middleware,
         exception_handlers={
             RegistryError: registry_error_handler,
@@ -59,6 +68,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.registry = registry
     app.state.settings = settings
+    app.state.policy = policy
+    app.state.authenticator = authenticator
+    app.state.tokens = tokens
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cargohold.http.handlers import base, blobs, listings, manifests, uploads
+from cargohold.http.handlers import base, blobs, listings, manifests, token, uploads
 
 NAME = "{name:path}"
 
@@ -33,4 +33,11 @@ def v2_routes() -> list[Route]:
         Route(f"/v2/{NAME}/referrers/{{digest}}", listings.referrers, methods=["GET"]),
         Route("/healthz", base.healthz, methods=["GET"]),
         Route("/readyz", base.readyz, methods=["GET"]),
+    ]
+
+
+def token_routes() -> list[Route]:
+    return [
+        Route("/token", token.get_token, methods=["GET"]),
+        Route("/token", token.post_token, methods=["POST"]),
     ]

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from cargohold.core import Registry
 from cargohold.errors import BlobUploadInvalid, PaginationInvalid, SizeInvalid
+from cargohold.http.access import Access
 
 __all__ = ["run_in_threadpool"]
 
@@ -21,6 +22,11 @@ MAX_PAGE = 10_000
 def registry_of(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
+
+
+def access_of(request: Request) -> Access:
+    access: Access = request.state.access
+    return access
 
 
 def content_length(request: Request) -> int | None:

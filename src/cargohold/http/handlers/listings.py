@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from cargohold import mediatypes
 from cargohold.http.handlers.common import (
+    access_of,
     next_link,
     pagination,
     registry_of,
@@ -29,7 +30,10 @@ async def list_tags(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     limit, last = pagination(request)
-    page = await run_in_threadpool(registry_of(request).list_repositories, limit, last)
+    access = access_of(request)
+    page = await run_in_threadpool(
+        registry_of(request).list_repositories, limit, last, access.may_list
+    )
     headers = {}
     if page.more:
         headers["Link"] = next_link("/v2/_catalog", limit, page.items[-1])

@@ -9,6 +9,7 @@ from cargohold.core.uploads import UploadStatus
 from cargohold.digest import Digest
 from cargohold.errors import DigestInvalid
 from cargohold.http.handlers.common import (
+    access_of,
     body_stream,
     chunk_bounds,
     content_length,
@@ -47,6 +48,7 @@ async def start_upload(request: Request) -> Response:
     if (
         mount is not None
         and source
+        and await run_in_threadpool(access_of(request).can, source, "pull")
         and await run_in_threadpool(registry.blobs.mount, name, mount, source)
     ):
         return _blob_created(name, str(Digest.parse(mount)))

@@ -1,0 +1,302 @@
+"""Commands that manage access: users, organizations, teams, members, robots, tokens, keys.
+
+They act on the same data as `serve` (same settings) and take effect in a running server
+within a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cargohold.auth.principal import robot_username
+from cargohold.auth.roles import Role, parse_actions
+from cargohold.auth.secrets import TOKEN_PREFIX, hash_password, hash_secret, new_secret
+from cargohold.auth.store import AuthError, AuthStore
+from cargohold.auth.tokens import create_key
+from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.errors import NameInvalid
+from cargohold.reference import validate_name
+from cargohold.storage.meta.sqlbase import create_sql_engine, now
+
+user_app = typer.Typer(help="Users: people who log in.", no_args_is_help=True)
+org_app = typer.Typer(help="Organizations: shared namespaces.", no_args_is_help=True)
+team_app = typer.Typer(help="Teams: groups of users in an organization.", no_args_is_help=True)
+member_app = typer.Typer(help="Roles of users and teams in a namespace.", no_args_is_help=True)
+visibility_app = typer.Typer(help="Public or private namespaces and repositories.")
+robot_app = typer.Typer(help="Robot accounts for automation (CI, deploys).", no_args_is_help=True)
+token_app = typer.Typer(help="Personal access tokens, usable as passwords.", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ExpiresOption = Annotated[
+    int | None, typer.Option("--expires-in-days", min=1, help="Expire after N days.")
+]
+
+
+def register_admin_commands(app: typer.Typer) -> None:
+    app.add_typer(user_app, name="user")
+    app.add_typer(org_app, name="org")
+    app.add_typer(team_app, name="team")
+    app.add_typer(member_app, name="member")
+    app.add_typer(visibility_app, name="visibility")
+    app.add_typer(robot_app, name="robot")
+    app.add_typer(token_app, name="token")
+    app.add_typer(keys_app, name="keys")
+
+
+@contextmanager
+def _store(config: Path | None, data_dir: Path | None) -> Iterator[AuthStore]:
+    from cargohold.server import prepare_storage
+
+    settings = load(config, data_dir=data_dir)
+    prepare_storage(settings)
+    store = AuthStore(create_sql_engine(settings.resolved_database_url))
+    try:
+        yield store
+    except AuthError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+def _name(value: str, what: str) -> str:
+    try:
+        validate_name(value)
+    except NameInvalid:
+        fail(f"invalid {what} {value!r}: use lowercase letters, digits, '.', '_' and '-'", 2)
+    return value
+
+
+def _namespace_name(value: str) -> str:
+    if "/" in value:
+        fail(f"{value!r} is a repository; a namespace is one path component", 2)
+    return _name(value, "name")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters", 2)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="A registry-wide admin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a user (and their personal namespace, private). The password is prompted."""
+    _namespace_name(name)
+    password = _read_password(password_stdin)
+    with _store(config, data_dir) as store:
+        store.add_user(name, hash_password(password), admin)
+    typer.echo(f"added {'admin ' if admin else ''}user {name}")
+
+
+@user_app.command("password")
+def user_password(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set a user's password."""
+    password = _read_password(password_stdin)
+    with _store(config, data_dir) as store:
+        store.set_password(name, hash_password(password))
+    typer.echo(f"password of {name} changed")
+
+
+@user_app.command("list")
+def user_list(
+    json_output: JsonOption = False, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """List users."""
+    with _store(config, data_dir) as store:
+        users = store.list_users()
+    rows = [{"name": u.name, "admin": u.is_admin, "disabled": u.disabled} for u in users]
+    if json_output:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        typer.echo(f"{row['name']}{'  (admin)' if row['admin'] else ''}")
+
+
+@org_app.command("add")
+def org_add(
+    name: str,
+    public: Annotated[bool, typer.Option("--public", help="Anyone may pull.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add an organization namespace (private unless --public)."""
+    _namespace_name(name)
+    with _store(config, data_dir) as store:
+        store.add_org(name, public)
+    typer.echo(f"added organization {name} ({'public' if public else 'private'})")
+
+
+@team_app.command("add")
+def team_add(
+    org: str, team: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Add a team to an organization."""
+    with _store(config, data_dir) as store:
+        store.add_team(org, team)
+    typer.echo(f"added team {team} to {org}")
+
+
+@team_app.command("member")
+def team_member(
+    org: str, team: str, user: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Add a user to a team."""
+    with _store(config, data_dir) as store:
+        store.add_team_member(org, team, user)
+    typer.echo(f"added {user} to team {team} of {org}")
+
+
+@member_app.command("add")
+def member_add(
+    namespace: str,
+    role: Annotated[Role, typer.Option("--role", help="reader, writer, maintainer or admin.")],
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    team: Annotated[str | None, typer.Option("--team")] = None,
+    repository: Annotated[
+        str | None, typer.Option("--repository", help="Only this repository (ns/repo).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Give a user or a team a role in a namespace, or in one of its repositories."""
+    if (user is None) == (team is None):
+        fail("give exactly one of --user or --team", 2)
+    if repository is not None:
+        _name(repository, "repository")
+        if repository.split("/", 1)[0] != namespace:
+            fail(f"repository {repository} is not in namespace {namespace}", 2)
+    with _store(config, data_dir) as store:
+        store.grant(namespace, role, user=user, team=team, repository=repository or "")
+    target = repository or namespace
+    typer.echo(f"{user or 'team ' + str(team)} is now {role} of {target}")
+
+
+@visibility_app.command("set")
+def visibility_set(
+    name: str,
+    visibility: Annotated[str, typer.Argument(help="public, private, or inherit (repository).")],
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a namespace (no '/') or a repository (with '/') public or private."""
+    if visibility not in ("public", "private", "inherit"):
+        fail("visibility must be public, private or inherit", 2)
+    _name(name, "name")
+    with _store(config, data_dir) as store:
+        if "/" in name:
+            store.set_repository_public(
+                name, None if visibility == "inherit" else visibility == "public"
+            )
+        elif visibility == "inherit":
+            fail("only a repository can inherit its visibility", 2)
+        else:
+            store.set_namespace_public(name, visibility == "public")
+    typer.echo(f"{name} is {visibility}")
+
+
+@robot_app.command("add")
+def robot_add(
+    namespace: str,
+    name: str,
+    actions: Annotated[str, typer.Option("--actions", help="pull, push, delete (comma list).")],
+    repository: Annotated[
+        list[str] | None, typer.Option("--repository", help="Limit to these (repeatable).")
+    ] = None,
+    expires_in_days: ExpiresOption = None,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a robot account; its secret is shown once and stored only hashed."""
+    _name(name, "robot name")
+    try:
+        allowed = parse_actions(actions)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    for repo in repository or []:
+        _name(repo, "repository")
+        if repo.split("/", 1)[0] != namespace:
+            fail(f"repository {repo} is not in namespace {namespace}", 2)
+    secret = new_secret()
+    expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
+    with _store(config, data_dir) as store:
+        store.add_robot(namespace, name, hash_secret(secret), allowed, repository or [], expires)
+    username = robot_username(namespace, name)
+    if json_output:
+        typer.echo(json.dumps({"name": username, "secret": secret}))
+    else:
+        typer.echo(f"robot {username} added; its secret (shown only now):\n{secret}")
+
+
+@robot_app.command("revoke")
+def robot_revoke(
+    namespace: str, name: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Revoke a robot account: its secret stops working."""
+    with _store(config, data_dir) as store:
+        store.revoke_robot(namespace, name)
+    typer.echo(f"robot {robot_username(namespace, name)} revoked")
+
+
+@token_app.command("add")
+def token_add(
+    user: str,
+    name: str,
+    expires_in_days: ExpiresOption = None,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a personal access token; use it as the password with the user's name."""
+    token = new_secret(TOKEN_PREFIX)
+    expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
+    with _store(config, data_dir) as store:
+        store.add_token(user, name, hash_secret(token), expires)
+    if json_output:
+        typer.echo(json.dumps({"name": name, "token": token}))
+    else:
+        typer.echo(f"token {name} for {user} (shown only now):\n{token}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    user: str, name: str, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """Revoke a personal access token."""
+    with _store(config, data_dir) as store:
+        store.revoke_token(user, name)
+    typer.echo(f"token {name} of {user} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Add a new signing key; it signs new tokens, old keys still verify until removed."""
+    settings = load(config, data_dir=data_dir)
+    kid = create_key(settings.keys_dir)
+    typer.echo(f"new signing key {kid}; remove old keys after {settings.token_ttl}s")

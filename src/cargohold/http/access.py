@@ -1,0 +1,226 @@
+"""Every /v2 request is authorised here, in one place, before any handler runs.
+
+`required_access` maps a route and method to the repository and action it needs; the
+middleware authenticates the caller (basic credentials or a bearer token), decides, and
+either answers with a challenge or lets the request through with an `Access` object in
+the scope that handlers can ask about other repositories (cross-repository mounts).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.policy import AccessPolicy
+from cargohold.auth.principal import ANONYMOUS, Principal
+from cargohold.auth.roles import DELETE, PULL, PUSH
+from cargohold.auth.tokens import InvalidToken, TokenService, granted_actions
+from cargohold.http.errors import error_body
+
+_REPO_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs|manifests|tags|referrers)(?:/.*)?$")
+
+
+def required_access(method: str, path: str) -> tuple[str, str] | None:
+    """(repository, action) a /v2 request needs, or None for /v2/ and the catalog."""
+    if path in ("/v2/", "/v2", "/v2/_catalog"):
+        return None
+    match = _REPO_ROUTE.match(path)
+    if match is None:
+        return None
+    name, kind = match.group("name"), match.group("kind")
+    if kind == "blobs" and path.startswith(f"/v2/{name}/blobs/uploads"):
+        return name, PUSH
+    if method in ("GET", "HEAD"):
+        return name, PULL
+    if method == "DELETE":
+        return name, DELETE
+    return name, PUSH
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the caller of one request may do; handlers ask it about other repositories."""
+
+    principal: Principal
+    policy: AccessPolicy | None  # None: the registry is open
+    token_claims: dict[str, Any] | None = None
+
+    def can(self, repository: str, action: str) -> bool:
+        if self.policy is None:
+            return True
+        if self.token_claims is not None:
+            return action in granted_actions(self.token_claims, "repository", repository)
+        return action in self.policy.allowed(self.principal, repository)
+
+    def may_list(self, repository: str) -> bool:
+        """Whether the catalog shows this repository to the caller (tokens or not)."""
+        if self.policy is None:
+            return True
+        return PULL in self.policy.allowed(self.principal, repository)
+
+
+class AccessMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: AccessPolicy,
+        authenticator: Authenticator,
+        tokens: TokenService,
+    ) -> None:
+        self.app = app
+        self.policy = policy
+        self.authenticator = authenticator
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
+            await self.app(scope, receive, send)
+            return
+        if not await run_in_threadpool(self.policy.enforced):
+            scope.setdefault("state", {})["access"] = Access(ANONYMOUS, None)
+            await self.app(scope, receive, send)
+            return
+        header = _header(scope, b"authorization")
+        principal, claims, bad_credentials = await self._authenticate(header, scope["path"])
+        if bad_credentials:
+            await self._reject(scope, send, 401, "UNAUTHORIZED", "invalid credentials", None)
+            return
+        access = Access(principal, self.policy, claims)
+        needed = required_access(scope["method"], scope["path"])
+        if needed is None:
+            if scope["path"] != "/v2/_catalog" and header is None:
+                # GET /v2/ tells clients where to log in.
+                await self._reject(scope, send, 401, "UNAUTHORIZED", "authentication required")
+                return
+        else:
+            repository, action = needed
+            allowed = await run_in_threadpool(access.can, repository, action)
+            if not allowed:
+                await self._deny(scope, send, access, header, repository, action)
+                return
+        scope.setdefault("state", {})["access"] = access
+        await self.app(scope, receive, send)
+
+    async def _authenticate(
+        self, header: str | None, path: str
+    ) -> tuple[Principal, dict[str, Any] | None, bool]:
+        if header is None:
+            return ANONYMOUS, None, False
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            credentials = basic_credentials(value.strip())
+            if credentials is None:
+                return ANONYMOUS, None, True
+            principal = await run_in_threadpool(self.authenticator.login, *credentials)
+            return (principal, None, False) if principal else (ANONYMOUS, None, True)
+        if scheme == "bearer":
+            try:
+                claims = self.tokens.verify(value.strip())
+            except InvalidToken:
+                return ANONYMOUS, None, True
+            subject = claims["sub"]
+            if not subject:
+                return ANONYMOUS, claims, False
+            # The token's access claim decides; the principal itself is needed only to
+            # filter the catalog, so it is looked up only there.
+            if path == "/v2/_catalog":
+                principal = await run_in_threadpool(self.authenticator.resolve, subject)
+                return principal or ANONYMOUS, claims, False
+            return Principal("user", subject), claims, False
+        return ANONYMOUS, None, True
+
+    async def _deny(
+        self,
+        scope: Scope,
+        send: Send,
+        access: Access,
+        header: str | None,
+        repository: str,
+        action: str,
+    ) -> None:
+        wanted = "pull" if action == PULL else f"pull,{action}"
+        scope_text = f"repository:{repository}:{wanted}"
+        detail = [{"Type": "repository", "Name": repository, "Action": action}]
+        if access.token_claims is not None:
+            await self._reject(
+                scope,
+                send,
+                401,
+                "UNAUTHORIZED",
+                "the token does not grant this access",
+                scope_text,
+                detail,
+                error="insufficient_scope",
+            )
+        elif access.principal.authenticated:
+            await self._reject(
+                scope,
+                send,
+                403,
+                "DENIED",
+                "requested access to the resource is denied",
+                None,
+                detail,
+            )
+        else:
+            await self._reject(
+                scope, send, 401, "UNAUTHORIZED", "authentication required", scope_text, detail
+            )
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        scope_text: str | None = None,
+        detail: Any = None,
+        error: str | None = None,
+    ) -> None:
+        body = error_body(code, message, detail)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"docker-distribution-api-version", b"registry/2.0"),
+        ]
+        if status == 401:
+            challenge = (
+                f'Bearer realm="{_realm(scope)}",service="{self.tokens.service}"'
+                + (f',scope="{scope_text}"' if scope_text else "")
+                + (f',error="{error}"' if error else "")
+            )
+            headers.append((b"www-authenticate", challenge.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def basic_credentials(value: str) -> tuple[str, str] | None:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    if not colon or not username:
+        return None
+    return username, password
+
+
+def _realm(scope: Scope) -> str:
+    host = _header(scope, b"host") or "{}:{}".format(*scope.get("server", ("localhost", 80)))
+    return f"{scope.get('scheme', 'http')}://{host}/token"
