@@ -6,16 +6,18 @@ within a few seconds.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cargohold.auth.audit import AuditEvent, AuditStore
 from cargohold.auth.principal import robot_username
 from cargohold.auth.roles import Role, parse_actions
 from cargohold.auth.secrets import TOKEN_PREFIX, hash_password, hash_secret, new_secret
@@ -50,6 +52,7 @@ def register_admin_commands(app: typer.Typer) -> None:
     app.add_typer(robot_app, name="robot")
     app.add_typer(token_app, name="token")
     app.add_typer(keys_app, name="keys")
+    register_audit_command(app)
 
 
 @contextmanager
@@ -65,6 +68,14 @@ def _store(config: Path | None, data_dir: Path | None) -> Iterator[AuthStore]:
         fail(str(exc))
     finally:
         store.close()
+
+
+def _record(store: AuthStore, action: str, target: str, **detail: object) -> None:
+    """Management changes go straight to the audit log, attributed to the OS user."""
+    actor = f"cli:{getpass.getuser()}"
+    AuditStore(store.engine).add(
+        [AuditEvent(actor=actor, action=action, target=target, detail=detail or None)]
+    )
 
 
 def _name(value: str, what: str) -> str:
@@ -106,6 +117,7 @@ def user_add(
     password = _read_password(password_stdin)
     with _store(config, data_dir) as store:
         store.add_user(name, hash_password(password), admin)
+        _record(store, "user_add", name, admin=admin)
     typer.echo(f"added {'admin ' if admin else ''}user {name}")
 
 
@@ -120,6 +132,7 @@ def user_password(
     password = _read_password(password_stdin)
     with _store(config, data_dir) as store:
         store.set_password(name, hash_password(password))
+        _record(store, "password_change", name)
     typer.echo(f"password of {name} changed")
 
 
@@ -149,6 +162,7 @@ def org_add(
     _namespace_name(name)
     with _store(config, data_dir) as store:
         store.add_org(name, public)
+        _record(store, "org_add", name, public=public)
     typer.echo(f"added organization {name} ({'public' if public else 'private'})")
 
 
@@ -159,6 +173,7 @@ def team_add(
     """Add a team to an organization."""
     with _store(config, data_dir) as store:
         store.add_team(org, team)
+        _record(store, "team_add", org, team=team)
     typer.echo(f"added team {team} to {org}")
 
 
@@ -169,6 +184,7 @@ def team_member(
     """Add a user to a team."""
     with _store(config, data_dir) as store:
         store.add_team_member(org, team, user)
+        _record(store, "team_member_add", org, team=team, user=user)
     typer.echo(f"added {user} to team {team} of {org}")
 
 
@@ -193,6 +209,7 @@ def member_add(
             fail(f"repository {repository} is not in namespace {namespace}", 2)
     with _store(config, data_dir) as store:
         store.grant(namespace, role, user=user, team=team, repository=repository or "")
+        _record(store, "grant", repository or namespace, role=str(role), user=user, team=team)
     target = repository or namespace
     typer.echo(f"{user or 'team ' + str(team)} is now {role} of {target}")
 
@@ -217,6 +234,7 @@ def visibility_set(
             fail("only a repository can inherit its visibility", 2)
         else:
             store.set_namespace_public(name, visibility == "public")
+        _record(store, "visibility", name, visibility=visibility)
     typer.echo(f"{name} is {visibility}")
 
 
@@ -247,6 +265,7 @@ def robot_add(
     expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
     with _store(config, data_dir) as store:
         store.add_robot(namespace, name, hash_secret(secret), allowed, repository or [], expires)
+        _record(store, "robot_add", namespace, robot=name, actions=sorted(allowed))
     username = robot_username(namespace, name)
     if json_output:
         typer.echo(json.dumps({"name": username, "secret": secret}))
@@ -261,6 +280,7 @@ def robot_revoke(
     """Revoke a robot account: its secret stops working."""
     with _store(config, data_dir) as store:
         store.revoke_robot(namespace, name)
+        _record(store, "robot_revoke", namespace, robot=name)
     typer.echo(f"robot {robot_username(namespace, name)} revoked")
 
 
@@ -278,6 +298,7 @@ def token_add(
     expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
     with _store(config, data_dir) as store:
         store.add_token(user, name, hash_secret(token), expires)
+        _record(store, "token_add", user, token=name)
     if json_output:
         typer.echo(json.dumps({"name": name, "token": token}))
     else:
@@ -291,6 +312,7 @@ def token_revoke(
     """Revoke a personal access token."""
     with _store(config, data_dir) as store:
         store.revoke_token(user, name)
+        _record(store, "token_revoke", user, token=name)
     typer.echo(f"token {name} of {user} revoked")
 
 
@@ -300,3 +322,40 @@ def keys_rotate(data_dir: DataDirOption = None, config: ConfigOption = None) -> 
     settings = load(config, data_dir=data_dir)
     kid = create_key(settings.keys_dir)
     typer.echo(f"new signing key {kid}; remove old keys after {settings.token_ttl}s")
+
+
+def register_audit_command(app: typer.Typer) -> None:
+    app.command("audit")(audit)
+
+
+def audit(
+    actor: Annotated[str | None, typer.Option(help="Only this user or robot.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="push, pull, delete, login, login_failed, grant, ...")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="A repository or namespace (and all below it).")
+    ] = None,
+    since: Annotated[datetime | None, typer.Option(help="From this time (ISO 8601, UTC).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show the audit log, newest first."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    with _store(config, data_dir) as store:
+        events = AuditStore(store.engine).query(
+            actor=actor, action=action, target=target, since=since, limit=limit
+        )
+    if json_output:
+        typer.echo(json.dumps([e.as_dict() for e in events]))
+        return
+    for e in events:
+        when = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        detail = " ".join(f"{k}={v}" for k, v in (e.detail or {}).items())
+        typer.echo(
+            f"{when}  {e.actor:<20} {e.action:<14} {e.target}  {e.outcome}"
+            f"{'  ' + detail if detail else ''}{'  from ' + e.address if e.address else ''}"
+        )

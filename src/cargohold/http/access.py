@@ -17,11 +17,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
 from cargohold.auth.tokens import InvalidToken, TokenService, granted_actions
+from cargohold.http.audit import address_of
 from cargohold.http.errors import error_body
 
 _REPO_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs|manifests|tags|referrers)(?:/.*)?$")
@@ -73,11 +75,13 @@ class AccessMiddleware:
         policy: AccessPolicy,
         authenticator: Authenticator,
         tokens: TokenService,
+        audit: AuditLog,
     ) -> None:
         self.app = app
         self.policy = policy
         self.authenticator = authenticator
         self.tokens = tokens
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v2"):
@@ -90,6 +94,15 @@ class AccessMiddleware:
         header = _header(scope, b"authorization")
         principal, claims, bad_credentials = await self._authenticate(header, scope["path"])
         if bad_credentials:
+            self.audit.record(
+                AuditEvent(
+                    actor=claimed_user(header),
+                    action="login_failed",
+                    target=scope["path"],
+                    outcome="failed",
+                    address=address_of(scope),
+                )
+            )
             await self._reject(scope, send, 401, "UNAUTHORIZED", "invalid credentials", None)
             return
         access = Access(principal, self.policy, claims)
@@ -201,6 +214,15 @@ class AccessMiddleware:
             headers.append((b"www-authenticate", challenge.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def claimed_user(header: str | None) -> str:
+    """The user name a rejected Authorization header claimed, for the audit log."""
+    if header and header.lower().startswith("basic "):
+        credentials = basic_credentials(header[6:].strip())
+        if credentials is not None:
+            return credentials[0][:255]
+    return "anonymous"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

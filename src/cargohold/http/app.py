@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
+from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
@@ -21,6 +22,7 @@ from cargohold.config import Settings
 from cargohold.core import Registry
 from cargohold.errors import RegistryError
 from cargohold.http.access import AccessMiddleware
+from cargohold.http.audit import AuditMiddleware
 from cargohold.http.errors import (
     client_disconnect_handler,
     http_exception_handler,
@@ -45,16 +47,25 @@ def create_app(settings: Settings) -> Starlette:
     policy = AccessPolicy(auth_store, settings.anonymous_pull)
     authenticator = Authenticator(auth_store)
     tokens = TokenService(settings.keys_dir, settings.token_service, settings.token_ttl)
+    audit = AuditLog(AuditStore(engine))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        audit.close()
         engine.dispose()
 
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     middleware.append(
-        Middleware(AccessMiddleware, policy=policy, authenticator=authenticator, tokens=tokens)
+        Middleware(
+            AccessMiddleware,
+            policy=policy,
+            authenticator=authenticator,
+            tokens=tokens,
+            audit=audit,
+        )
     )
+    middleware.append(Middleware(AuditMiddleware, audit=audit))
     app = Starlette(
         routes=[*v2_routes(), *token_routes()],
         middleware=middleware,
@@ -71,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.policy = policy
     app.state.authenticator = authenticator
     app.state.tokens = tokens
+    app.state.audit = audit
     return app
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cargohold.auth.audit import AuditEvent
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.tokens import Access, InvalidToken
 from cargohold.errors import NameInvalid
-from cargohold.http.access import basic_credentials
+from cargohold.http.access import basic_credentials, claimed_user
 from cargohold.http.errors import error_response
 from cargohold.http.handlers.common import run_in_threadpool
 from cargohold.reference import validate_name
@@ -27,7 +28,7 @@ async def get_token(request: Request) -> Response:
             principal = await run_in_threadpool(_auth(request).login, *credentials)
     scopes = request.query_params.getlist("scope")
     offline = request.query_params.get("offline_token", "").lower() == "true"
-    return await _respond(request, principal, scopes, offline)
+    return await _respond(request, principal, scopes, offline, claimed_user(header))
 
 
 async def post_token(request: Request) -> Response:
@@ -42,12 +43,11 @@ async def post_token(request: Request) -> Response:
             _from_refresh_token, request, str(form.get("refresh_token", ""))
         )
     else:
-        return error_response(
-            "UNSUPPORTED", "grant_type must be password or refresh_token", 400
-        )
+        return error_response("UNSUPPORTED", "grant_type must be password or refresh_token", 400)
     scopes = str(form.get("scope", "")).split()
     offline = str(form.get("access_type", "")) == "offline" or grant_type == "refresh_token"
-    return await _respond(request, principal, scopes, offline)
+    claimed = str(form.get("username", "")) or "anonymous"
+    return await _respond(request, principal, scopes, offline, claimed[:255])
 
 
 def _auth(request: Request):  # type: ignore[no-untyped-def]
@@ -64,9 +64,24 @@ def _from_refresh_token(request: Request, token: str) -> Principal | None:
 
 
 async def _respond(
-    request: Request, principal: Principal | None, scopes: list[str], offline: bool
+    request: Request,
+    principal: Principal | None,
+    scopes: list[str],
+    offline: bool,
+    claimed: str,
 ) -> Response:
+    audit = request.app.state.audit
+    address = request.client.host if request.client else None
     if principal is None:
+        audit.record(
+            AuditEvent(
+                actor=claimed,
+                action="login_failed",
+                target="/token",
+                outcome="failed",
+                address=address,
+            )
+        )
         return error_response(
             "UNAUTHORIZED",
             "invalid credentials: check the user name and password or token",
@@ -75,6 +90,10 @@ async def _respond(
         )
     if len(scopes) > _MAX_SCOPES:
         return error_response("DENIED", f"at most {_MAX_SCOPES} scopes per token", 400)
+    if principal.authenticated:
+        audit.record(
+            AuditEvent(actor=principal.name, action="login", target="/token", address=address)
+        )
     access = await run_in_threadpool(_grant, request, principal, scopes)
     tokens = request.app.state.tokens
     issued = tokens.issue(principal.name, access)

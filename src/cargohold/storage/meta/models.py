@@ -215,3 +215,21 @@ access_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_id", "name"),
 )
+
+# -- audit log (migration 0003)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("address", String(64), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index(None, "at"),
+    Index(None, "actor"),
+    Index(None, "target"),
+)

@@ -42,6 +42,10 @@ class SqlBase:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
