@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     )
     token_ttl: int = Field(300, ge=60, le=86400, description="Bearer token lifetime (s).")
     token_service: str = Field("cargohold", min_length=1, description="Token audience.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests per minute per user or address on /v2 (0: no limit)."
+    )
+    failed_login_limit: int = Field(
+        10, ge=0, description="Failed logins per address in 5 minutes before a pause (0: off)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
 

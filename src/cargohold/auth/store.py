@@ -357,3 +357,163 @@ class AuthStore(SqlBase):
             )
             if not result.rowcount:
                 raise AuthError(f"user {user!r} has no token named {name!r}")
+
+    # -- listings and updates for the admin API (dicts never carry password or secret hashes)
+    def update_user(
+        self, name: str, *, is_admin: bool | None = None, disabled: bool | None = None
+    ) -> None:
+        values = {
+            key: value
+            for key, value in (("is_admin", is_admin), ("disabled", disabled))
+            if value is not None
+        }
+        with self._write() as conn:
+            user_id = self._user_id(conn, name)
+            if values:
+                conn.execute(update(m.users).where(m.users.c.id == user_id).values(**values))
+
+    def list_namespaces(self, kind: str | None = None) -> list[NamespaceRecord]:
+        query = select(m.namespaces).order_by(m.namespaces.c.name)
+        if kind is not None:
+            query = query.where(m.namespaces.c.kind == kind)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [NamespaceRecord(r.id, r.name, r.kind, r.public) for r in rows]
+
+    def member_roles(self, user_id: int, namespace_id: int) -> list[tuple[str, Role]]:
+        """(repository or "", role) of every grant a user holds in a namespace, teams included."""
+        teams_of_user = select(m.team_members.c.team_id).where(m.team_members.c.user_id == user_id)
+        query = select(m.grants.c.repository, m.grants.c.role).where(
+            m.grants.c.namespace_id == namespace_id,
+            or_(m.grants.c.user_id == user_id, m.grants.c.team_id.in_(teams_of_user)),
+        )
+        with self._read() as conn:
+            return [(r.repository, Role(r.role)) for r in conn.execute(query).all()]
+
+    def namespaces_of_user(self, user_id: int) -> set[str]:
+        """Names of the namespaces where a user holds a grant or sits on a team."""
+        teams_of_user = select(m.team_members.c.team_id).where(m.team_members.c.user_id == user_id)
+        granted = select(m.grants.c.namespace_id).where(
+            or_(m.grants.c.user_id == user_id, m.grants.c.team_id.in_(teams_of_user))
+        )
+        on_team = select(m.teams.c.namespace_id).where(m.teams.c.id.in_(teams_of_user))
+        query = select(m.namespaces.c.name).where(
+            or_(m.namespaces.c.id.in_(granted), m.namespaces.c.id.in_(on_team))
+        )
+        with self._read() as conn:
+            return set(conn.execute(query).scalars())
+
+    def list_grants(self, namespace: str) -> list[dict[str, Any]]:
+        """Grants of a namespace: {"user", "team", "role", "repository"} ("" = namespace-wide)."""
+        query = (
+            select(
+                m.users.c.name.label("user"),
+                m.teams.c.name.label("team"),
+                m.grants.c.role,
+                m.grants.c.repository,
+            )
+            .select_from(m.grants)
+            .outerjoin(m.users, m.users.c.id == m.grants.c.user_id)
+            .outerjoin(m.teams, m.teams.c.id == m.grants.c.team_id)
+            .order_by(m.grants.c.repository, m.users.c.name, m.teams.c.name)
+        )
+        with self._read() as conn:
+            ns = self._require_namespace(conn, namespace)
+            rows = conn.execute(query.where(m.grants.c.namespace_id == ns.id)).all()
+        return [dict(row._mapping) for row in rows]
+
+    def revoke_grant(
+        self,
+        namespace: str,
+        user: str | None = None,
+        team: str | None = None,
+        repository: str = "",
+    ) -> None:
+        """Remove the grant of a user or a team in a namespace (or one repository of it)."""
+        with self._write() as conn:
+            ns = self._require_namespace(conn, namespace)
+            user_id = self._user_id(conn, user) if user else None
+            team_id = self._team_id(conn, ns.id, team) if team else None
+            result = conn.execute(
+                delete(m.grants).where(
+                    m.grants.c.namespace_id == ns.id,
+                    m.grants.c.repository == repository,
+                    _same(m.grants.c.user_id, user_id),
+                    _same(m.grants.c.team_id, team_id),
+                )
+            )
+            if not result.rowcount:
+                who = user if user else f"team {team}"
+                raise AuthError(f"no grant for {who} in {repository or namespace}")
+
+    def list_teams(self, namespace: str) -> list[dict[str, Any]]:
+        """Teams of a namespace: {"name", "members": [user names]}."""
+        query = (
+            select(m.teams.c.name, m.users.c.name.label("member"))
+            .select_from(m.teams)
+            .outerjoin(m.team_members, m.team_members.c.team_id == m.teams.c.id)
+            .outerjoin(m.users, m.users.c.id == m.team_members.c.user_id)
+            .order_by(m.teams.c.name, m.users.c.name)
+        )
+        with self._read() as conn:
+            ns = self._require_namespace(conn, namespace)
+            rows = conn.execute(query.where(m.teams.c.namespace_id == ns.id)).all()
+        teams: dict[str, list[str]] = {}
+        for row in rows:
+            members = teams.setdefault(row.name, [])
+            if row.member is not None:
+                members.append(row.member)
+        return [{"name": name, "members": members} for name, members in teams.items()]
+
+    def remove_team_member(self, org: str, team: str, user: str) -> None:
+        with self._write() as conn:
+            namespace = self._require_namespace(conn, org)
+            team_id = self._team_id(conn, namespace.id, team)
+            user_id = self._user_id(conn, user)
+            result = conn.execute(
+                delete(m.team_members).where(
+                    m.team_members.c.team_id == team_id, m.team_members.c.user_id == user_id
+                )
+            )
+            if not result.rowcount:
+                raise AuthError(f"no user {user!r} in team {team!r} of {org!r}")
+
+    def list_robots(self, namespace: str) -> list[dict[str, Any]]:
+        """Robots of a namespace, revoked ones included; without their secret hashes."""
+        query = select(m.robots).order_by(m.robots.c.name)
+        with self._read() as conn:
+            ns = self._require_namespace(conn, namespace)
+            rows = conn.execute(query.where(m.robots.c.namespace_id == ns.id)).all()
+        return [
+            {
+                "namespace": namespace,
+                "name": r.name,
+                "actions": sorted(a for a in r.actions.split(",") if a),
+                "repositories": sorted(json.loads(r.repositories)),
+                "expires_at": _aware(r.expires_at),
+                "revoked": r.revoked,
+                "created_at": _aware(r.created_at),
+            }
+            for r in rows
+        ]
+
+    def list_tokens(self, user: str) -> list[dict[str, Any]]:
+        """A user's access tokens, revoked and expired ones included; without their hashes."""
+        query = select(
+            m.access_tokens.c.name,
+            m.access_tokens.c.expires_at,
+            m.access_tokens.c.revoked,
+            m.access_tokens.c.created_at,
+        ).order_by(m.access_tokens.c.name)
+        with self._read() as conn:
+            user_id = self._user_id(conn, user)
+            rows = conn.execute(query.where(m.access_tokens.c.user_id == user_id)).all()
+        return [
+            {
+                "name": r.name,
+                "expires_at": _aware(r.expires_at),
+                "revoked": r.revoked,
+                "created_at": _aware(r.created_at),
+            }
+            for r in rows
+        ]

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.limits import Budget, FailedLogins, RateLimiter
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
@@ -76,50 +77,91 @@ class AccessMiddleware:
         authenticator: Authenticator,
         tokens: TokenService,
         audit: AuditLog,
+        failed_logins: FailedLogins,
+        rate_limiter: RateLimiter | None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.authenticator = authenticator
         self.tokens = tokens
         self.audit = audit
+        self.failed_logins = failed_logins
+        self.rate_limiter = rate_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v2"):
             await self.app(scope, receive, send)
             return
         if not await run_in_threadpool(self.policy.enforced):
-            scope.setdefault("state", {})["access"] = Access(ANONYMOUS, None)
-            await self.app(scope, receive, send)
-            return
+            access = Access(ANONYMOUS, None)
+        else:
+            access = await self._authorize(scope, send)
+            if access is None:
+                return
+        if self.rate_limiter is not None:
+            key = access.principal.name or f"address:{address_of(scope)}"
+            budget = self.rate_limiter.take(key)
+            if not budget.allowed:
+                await self._reject(
+                    scope,
+                    send,
+                    429,
+                    "TOOMANYREQUESTS",
+                    f"over {budget.limit} requests per minute; retry in {budget.reset_seconds}s",
+                    extra=[
+                        (b"retry-after", str(budget.reset_seconds).encode()),
+                        *_budget_headers(budget),
+                    ],
+                )
+                return
+            send = _with_headers(send, _budget_headers(budget))
+        scope.setdefault("state", {})["access"] = access
+        await self.app(scope, receive, send)
+
+    async def _authorize(self, scope: Scope, send: Send) -> Access | None:
+        """The caller's Access, or None after answering with a challenge or a denial."""
         header = _header(scope, b"authorization")
+        address = address_of(scope) or ""
+        if header is not None:
+            wait = self.failed_logins.blocked_for(address)
+            if wait:
+                await self._reject(
+                    scope,
+                    send,
+                    429,
+                    "TOOMANYREQUESTS",
+                    f"too many failed logins from this address; retry in {wait}s",
+                    extra=[(b"retry-after", str(wait).encode())],
+                )
+                return None
         principal, claims, bad_credentials = await self._authenticate(header, scope["path"])
         if bad_credentials:
+            self.failed_logins.failed(address)
             self.audit.record(
                 AuditEvent(
                     actor=claimed_user(header),
                     action="login_failed",
                     target=scope["path"],
                     outcome="failed",
-                    address=address_of(scope),
+                    address=address,
                 )
             )
             await self._reject(scope, send, 401, "UNAUTHORIZED", "invalid credentials", None)
-            return
+            return None
         access = Access(principal, self.policy, claims)
         needed = required_access(scope["method"], scope["path"])
         if needed is None:
             if scope["path"] != "/v2/_catalog" and header is None:
                 # GET /v2/ tells clients where to log in.
                 await self._reject(scope, send, 401, "UNAUTHORIZED", "authentication required")
-                return
+                return None
         else:
             repository, action = needed
             allowed = await run_in_threadpool(access.can, repository, action)
             if not allowed:
                 await self._deny(scope, send, access, header, repository, action)
-                return
-        scope.setdefault("state", {})["access"] = access
-        await self.app(scope, receive, send)
+                return None
+        return access
 
     async def _authenticate(
         self, header: str | None, path: str
@@ -198,12 +240,14 @@ class AccessMiddleware:
         scope_text: str | None = None,
         detail: Any = None,
         error: str | None = None,
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         body = error_body(code, message, detail)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"docker-distribution-api-version", b"registry/2.0"),
+            *(extra or []),
         ]
         if status == 401:
             challenge = (
@@ -214,6 +258,23 @@ class AccessMiddleware:
             headers.append((b"www-authenticate", challenge.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _budget_headers(budget: Budget) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"ratelimit-limit", str(budget.limit).encode()),
+        (b"ratelimit-remaining", str(budget.remaining).encode()),
+        (b"ratelimit-reset", str(budget.reset_seconds).encode()),
+    ]
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return send_with_headers
 
 
 def claimed_user(header: str | None) -> str:

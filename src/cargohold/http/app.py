@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.limits import FailedLogins, RateLimiter
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import TokenService
@@ -48,6 +49,12 @@ def create_app(settings: Settings) -> Starlette:
     authenticator = Authenticator(auth_store)
     tokens = TokenService(settings.keys_dir, settings.token_service, settings.token_ttl)
     audit = AuditLog(AuditStore(engine))
+    failed_logins = FailedLogins(settings.failed_login_limit)
+    rate_limiter = (
+        RateLimiter(settings.rate_limit_per_minute, share=settings.workers)
+        if settings.rate_limit_per_minute
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,6 +70,8 @@ def create_app(settings: Settings) -> Starlette:
             authenticator=authenticator,
             tokens=tokens,
             audit=audit,
+            failed_logins=failed_logins,
+            rate_limiter=rate_limiter,
         )
     )
     middleware.append(Middleware(AuditMiddleware, audit=audit))
@@ -83,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.authenticator = authenticator
     app.state.tokens = tokens
     app.state.audit = audit
+    app.state.failed_logins = failed_logins
     return app
 
 

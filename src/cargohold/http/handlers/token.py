@@ -17,8 +17,23 @@ from cargohold.reference import validate_name
 _MAX_SCOPES = 20
 
 
+def _too_many_failures(request: Request) -> Response | None:
+    address = request.client.host if request.client else ""
+    wait = request.app.state.failed_logins.blocked_for(address)
+    if not wait:
+        return None
+    return error_response(
+        "TOOMANYREQUESTS",
+        f"too many failed logins from this address; retry in {wait}s",
+        429,
+        headers={"Retry-After": str(wait)},
+    )
+
+
 async def get_token(request: Request) -> Response:
     header = request.headers.get("authorization")
+    if header is not None and (blocked := _too_many_failures(request)):
+        return blocked
     principal: Principal | None = ANONYMOUS
     if header is not None:
         scheme, _, value = header.partition(" ")
@@ -32,6 +47,8 @@ async def get_token(request: Request) -> Response:
 
 
 async def post_token(request: Request) -> Response:
+    if blocked := _too_many_failures(request):
+        return blocked
     form = await request.form()
     grant_type = str(form.get("grant_type", ""))
     principal: Principal | None
@@ -71,8 +88,10 @@ async def _respond(
     claimed: str,
 ) -> Response:
     audit = request.app.state.audit
+    failed_logins = request.app.state.failed_logins
     address = request.client.host if request.client else None
     if principal is None:
+        failed_logins.failed(address or "")
         audit.record(
             AuditEvent(
                 actor=claimed,

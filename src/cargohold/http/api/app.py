@@ -1,0 +1,89 @@
+"""create_admin_api(): the JSON admin API as a FastAPI app, mounted by the registry at /api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from cargohold import __version__
+from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.policy import AccessPolicy
+from cargohold.auth.store import AuthStore
+from cargohold.http.api import members, orgs, robots, tokens, users
+from cargohold.http.api.errors import EXCEPTION_HANDLERS
+
+DESCRIPTION = """\
+Manage users, organizations, teams, roles, visibility, robot accounts and personal access
+tokens: the operations of the `cargohold` admin commands, over HTTP.
+
+Authenticate with HTTP basic credentials: a user name with its password or one of its
+personal access tokens. Registry admins may do everything; admins of a namespace (the role
+`admin` in it, or the owner of a personal namespace) manage its members, teams, robots and
+visibility; every user manages their own tokens. Changes reach `/v2` within seconds.
+
+Errors have the registry's shape: `{"errors": [{"code": ..., "message": ...}]}`.
+"""
+
+# Secrets (passwords, tokens) pass through this API: nothing of it goes to telemetry.
+NO_TELEMETRY: Any = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
+def create_admin_api(
+    store: AuthStore, authenticator: Authenticator, policy: AccessPolicy
+) -> FastAPI:
+    """The admin API app; its routes are /v1/..., the registry mounts it under /api."""
+    app = FastAPI(
+        title="cargohold admin API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        telemetry=NO_TELEMETRY,
+    )
+    app.state.store = store
+    app.state.authenticator = authenticator
+    app.state.policy = policy
+    for module in (users, tokens, orgs, members, robots):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = _invalid_is_400(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _invalid_is_400(schema: dict[str, Any]) -> dict[str, Any]:
+    """Invalid bodies and parameters answer 400 in the error shape, not FastAPI's 422."""
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    invalid = {
+        "description": "an invalid name or request body (NAME_INVALID, INVALID_REQUEST)",
+        "content": {"application/json": {"schema": error_ref}},
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", invalid)
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema

@@ -1,0 +1,171 @@
+"""Who is calling (HTTP basic: a password or a personal access token) and what they may do."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from starlette.requests import HTTPConnection
+
+from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.principal import Principal
+from cargohold.auth.roles import Role
+from cargohold.auth.store import AuthStore, NamespaceRecord
+from cargohold.errors import NameInvalid
+from cargohold.http.access import basic_credentials
+from cargohold.http.api.errors import REALM, denied, name_invalid, not_found, unauthorized
+from cargohold.http.api.schemas import ErrorBody
+from cargohold.reference import validate_name
+
+audit = logging.getLogger("cargohold.api.audit")
+
+
+class _Basic(HTTPBasic):
+    """HTTP basic credentials, or None; a malformed header is a 401 in the API's error shape."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise unauthorized("use HTTP basic credentials: a password or an access token")
+        credentials = basic_credentials(value.strip())
+        if credentials is None:
+            raise unauthorized("malformed basic credentials")
+        return HTTPBasicCredentials(username=credentials[0], password=credentials[1])
+
+
+basic = _Basic(
+    realm=REALM,
+    scheme_name="basic",
+    description="A user name with its password or one of its personal access tokens.",
+    auto_error=False,
+)
+
+
+def get_store(request: Request) -> AuthStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator  # type: ignore[no-any-return]
+
+
+Store = Annotated[AuthStore, Depends(get_store)]
+
+
+# A plain def: FastAPI runs it in a worker thread, since checking a password (argon2) is slow.
+def current_principal(
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
+) -> Principal:
+    if credentials is None:
+        raise unauthorized()
+    principal = authenticator.login(credentials.username, credentials.password)
+    if principal is None:
+        raise unauthorized("invalid credentials")
+    return principal
+
+
+def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.kind != "user" or principal.user_id is None:
+        raise denied("robot accounts cannot use the admin API")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current_user)]
+AnyCaller = Annotated[Principal, Depends(current_principal)]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("missing or invalid credentials (WWW-Authenticate: Basic)"),
+    403: _error("the caller may not do this (code DENIED)"),
+}
+NOT_FOUND = {404: _error("no such user, namespace, team, robot, token or grant")}
+CONFLICT = {409: _error("the name is taken, or the change would conflict")}
+INVALID = {400: _error("an invalid name or request body (NAME_INVALID, INVALID_REQUEST)")}
+
+
+# -- names
+def check_name(value: str, what: str, max_length: int = 64) -> str:
+    """One path component of the repository name grammar (a user, org, team, robot, token)."""
+    if "/" in value:
+        raise name_invalid(f"invalid {what} {value!r}: one path component, without '/'")
+    try:
+        validate_name(value)
+    except NameInvalid:
+        raise name_invalid(
+            f"invalid {what} {value[:100]!r}: use lowercase letters, digits, '.', '_' and '-'"
+        ) from None
+    if len(value) > max_length:
+        raise name_invalid(f"invalid {what}: at most {max_length} characters")
+    return value
+
+
+def check_repository(value: str, namespace: str | None = None) -> str:
+    try:
+        validate_name(value)
+    except NameInvalid as exc:
+        raise name_invalid(exc.message) from None
+    if "/" not in value:
+        raise name_invalid(f"{value!r} is a namespace: a repository is <namespace>/<name>")
+    if namespace is not None and value.split("/", 1)[0] != namespace:
+        raise name_invalid(f"repository {value} is not in namespace {namespace}")
+    return value
+
+
+# -- permissions
+def require_registry_admin(principal: Principal, doing: str) -> None:
+    if not principal.is_admin:
+        raise denied(f"only registry admins may {doing}")
+
+
+def is_namespace_admin(store: AuthStore, principal: Principal, namespace: NamespaceRecord) -> bool:
+    if principal.is_admin:
+        return True
+    if principal.user_id is None:
+        return False
+    if namespace.kind == "user" and namespace.name == principal.name:
+        return True
+    return ("", Role.ADMIN) in store.member_roles(principal.user_id, namespace.id)
+
+
+def namespace_admin(store: AuthStore, principal: Principal, name: str) -> NamespaceRecord:
+    """The namespace, if the caller administers it: 403 otherwise (404 only for admins)."""
+    check_name(name, "namespace", 255)
+    namespace = store.namespace(name)
+    if namespace is None:
+        if principal.is_admin:
+            raise not_found(f"no namespace {name!r}")
+        raise denied(f"you are not an admin of namespace {name!r}")
+    if not is_namespace_admin(store, principal, namespace):
+        raise denied(f"you are not an admin of namespace {name!r}")
+    return namespace
+
+
+def can_see_namespace(store: AuthStore, principal: Principal, namespace: NamespaceRecord) -> bool:
+    """Public namespaces, and those the caller owns, administers, holds a grant or a team in."""
+    if principal.is_admin or namespace.public:
+        return True
+    if principal.user_id is None:
+        return False
+    if namespace.kind == "user" and namespace.name == principal.name:
+        return True
+    return namespace.name in store.namespaces_of_user(principal.user_id)
+
+
+def self_or_admin(principal: Principal, user: str) -> None:
+    if principal.name != user and not principal.is_admin:
+        raise denied(f"only {user} or a registry admin may manage {user}'s tokens")
+
+
+def log_change(principal: Principal, action: str, **fields: object) -> None:
+    details = " ".join(f"{key}={value}" for key, value in fields.items())
+    audit.info("%s by %s: %s", action, principal.name, details)

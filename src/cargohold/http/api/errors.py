@@ -1,0 +1,98 @@
+"""Errors of the admin API: the registry's JSON shape, {"errors": [{"code", "message"}]}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from cargohold.auth.store import AuthError
+from cargohold.http.errors import error_response
+
+log = logging.getLogger(__name__)
+
+REALM = "cargohold"
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def unauthorized(message: str = "authentication required") -> ApiError:
+    return ApiError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+
+def denied(message: str) -> ApiError:
+    return ApiError(403, "DENIED", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "NAME_UNKNOWN", message)
+
+
+def name_invalid(message: str) -> ApiError:
+    return ApiError(400, "NAME_INVALID", message)
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "CONFLICT", message)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.code, exc.message, exc.status, headers=exc.headers)
+
+
+async def auth_error_handler(request: Request, exc: Exception) -> Response:
+    # The store says "no ..." when something named is missing; anything else is a clash.
+    message = str(exc)
+    if message.startswith("no "):
+        return error_response("NAME_UNKNOWN", message, 404)
+    return error_response("CONFLICT", message, 409)
+
+
+async def integrity_error_handler(request: Request, exc: Exception) -> Response:
+    log.info("conflict on %s %s: %s", request.method, request.url.path, exc)
+    return error_response("CONFLICT", "the change conflicts with existing data", 409)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and what: the rejected input may be a password, so it is never echoed.
+    detail: list[dict[str, Any]] = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return error_response("INVALID_REQUEST", f"{where}: {first['msg']}", 400, detail)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response("NOT_FOUND", f"no endpoint at {request.url.path}", 404)
+    if exc.status_code == 405:
+        return error_response("UNSUPPORTED", f"{request.method} is not allowed here", 405)
+    return error_response("UNSUPPORTED", str(exc.detail), exc.status_code, headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: api_error_handler,
+    AuthError: auth_error_handler,
+    IntegrityError: integrity_error_handler,
+    RequestValidationError: validation_error_handler,
+    HTTPException: http_error_handler,
+}

@@ -1,0 +1,84 @@
+"""/v1/namespaces/{ns}/robots: robot accounts for automation (namespace admins)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from cargohold.auth.principal import robot_username
+from cargohold.auth.secrets import hash_secret, new_secret
+from cargohold.http.api.deps import (
+    AUTH_RESPONSES,
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    Caller,
+    Store,
+    check_name,
+    check_repository,
+    log_change,
+    namespace_admin,
+)
+from cargohold.http.api.schemas import Robot, RobotCreate, RobotCreated
+from cargohold.storage.meta.sqlbase import now
+
+router = APIRouter(
+    prefix="/v1/namespaces/{ns}/robots",
+    tags=["robots"],
+    responses={**AUTH_RESPONSES, **INVALID, **NOT_FOUND},
+)
+
+
+def robot_out(row: dict[str, Any]) -> Robot:
+    return Robot(username=robot_username(row["namespace"], row["name"]), **row)
+
+
+@router.get("", response_model=list[Robot], summary="Robots of a namespace, revoked ones too")
+def list_robots(ns: str, principal: Caller, store: Store) -> list[Robot]:
+    namespace_admin(store, principal, ns)
+    return [robot_out(row) for row in store.list_robots(ns)]
+
+
+@router.post(
+    "",
+    response_model=RobotCreated,
+    status_code=201,
+    summary="Add a robot; its secret is in this response only and is stored hashed",
+    responses=CONFLICT,
+)
+def add_robot(ns: str, body: RobotCreate, principal: Caller, store: Store) -> RobotCreated:
+    namespace_admin(store, principal, ns)
+    check_name(body.name, "robot name")
+    for repository in body.repositories:
+        check_repository(repository, ns)
+    secret = new_secret()
+    created = now()
+    expires = created + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    store.add_robot(
+        ns, body.name, hash_secret(secret), set(body.actions), set(body.repositories), expires
+    )
+    log_change(principal, "robot added", namespace=ns, robot=body.name, actions=body.actions)
+    return RobotCreated(
+        username=robot_username(ns, body.name),
+        namespace=ns,
+        name=body.name,
+        actions=sorted(set(body.actions)),  # type: ignore[arg-type]
+        repositories=sorted(set(body.repositories)),
+        expires_at=expires,
+        revoked=False,
+        created_at=created,
+        secret=secret,
+    )
+
+
+@router.delete(
+    "/{name}", status_code=204, response_class=Response,
+    summary="Revoke a robot: its secret stops working at once",
+)
+def revoke_robot(ns: str, name: str, principal: Caller, store: Store) -> Response:
+    namespace_admin(store, principal, ns)
+    store.revoke_robot(ns, name)
+    log_change(principal, "robot revoked", namespace=ns, robot=name)
+    return Response(status_code=204)

@@ -1,0 +1,154 @@
+"""Request and response bodies. Responses never carry password or secret hashes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cargohold.auth.roles import Role
+
+NAME_RULE = "lowercase letters and digits, separated by '.', '_', '__' or '-'"
+Action = Literal["pull", "push", "delete"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorItem(BaseModel):
+    code: str = Field(examples=["DENIED"])
+    message: str
+    detail: object | None = None
+
+
+class ErrorBody(BaseModel):
+    errors: list[ErrorItem]
+
+
+# -- users
+class Me(BaseModel):
+    name: str = Field(description="user name, or robot$<namespace>+<robot> for a robot")
+    kind: Literal["user", "robot"]
+    admin: bool = Field(description="a registry-wide admin")
+
+
+class User(BaseModel):
+    name: str
+    admin: bool
+    disabled: bool
+
+
+class UserCreate(Body):
+    name: str = Field(max_length=64, description=f"one path component: {NAME_RULE}")
+    password: str = Field(min_length=8, max_length=1024)
+    admin: bool = False
+
+
+class UserUpdate(Body):
+    admin: bool | None = None
+    disabled: bool | None = Field(None, description="a disabled user cannot log in")
+    password: str | None = Field(None, min_length=8, max_length=1024)
+
+
+# -- namespaces and visibility
+class Namespace(BaseModel):
+    name: str
+    kind: Literal["user", "org"]
+    public: bool = Field(description="anyone may pull its repositories")
+
+
+class OrgCreate(Body):
+    name: str = Field(max_length=64, description=f"one path component: {NAME_RULE}")
+    public: bool = False
+
+
+class NamespaceVisibility(Body):
+    public: bool
+
+
+class RepositoryVisibilityUpdate(Body):
+    public: bool | None = Field(description="true, false, or null to inherit the namespace's")
+
+
+class RepositoryVisibility(BaseModel):
+    repository: str
+    public: bool | None = Field(description="the repository's own setting; null: inherited")
+    effective: bool = Field(description="whether the repository is public now")
+
+
+# -- members and teams
+class Grant(BaseModel):
+    user: str | None = None
+    team: str | None = None
+    role: Role
+    repository: str | None = Field(None, description="null: the whole namespace")
+
+
+class GrantCreate(Body):
+    user: str | None = Field(None, max_length=64)
+    team: str | None = Field(None, max_length=64)
+    role: Role
+    repository: str | None = Field(
+        None, max_length=255, description="only this repository (<namespace>/<name>)"
+    )
+
+    @model_validator(mode="after")
+    def _one_grantee(self) -> GrantCreate:
+        if (self.user is None) == (self.team is None):
+            raise ValueError("give exactly one of user or team")
+        return self
+
+
+class Team(BaseModel):
+    name: str
+    members: list[str]
+
+
+class TeamCreate(Body):
+    name: str = Field(max_length=64, description=f"one path component: {NAME_RULE}")
+
+
+class TeamMemberAdd(Body):
+    user: str = Field(max_length=64)
+
+
+# -- robots
+class Robot(BaseModel):
+    username: str = Field(description="log in with this name: robot$<namespace>+<name>")
+    namespace: str
+    name: str
+    actions: list[Action]
+    repositories: list[str] = Field(description="empty: every repository of the namespace")
+    expires_at: datetime | None
+    revoked: bool
+    created_at: datetime | None
+
+
+class RobotCreate(Body):
+    name: str = Field(max_length=64, description=f"one path component: {NAME_RULE}")
+    actions: list[Action] = Field(min_length=1)
+    repositories: list[str] = Field(default_factory=list, max_length=100)
+    expires_in_days: int | None = Field(None, ge=1, le=36500)
+
+
+class RobotCreated(Robot):
+    secret: str = Field(description="the robot's password; shown only in this response")
+
+
+# -- personal access tokens
+class Token(BaseModel):
+    name: str
+    expires_at: datetime | None
+    revoked: bool
+    created_at: datetime | None
+
+
+class TokenCreate(Body):
+    name: str = Field(max_length=64, description=f"one path component: {NAME_RULE}")
+    expires_in_days: int | None = Field(None, ge=1, le=36500)
+
+
+class TokenCreated(Token):
+    token: str = Field(description="use as the password with the user's name; shown only now")

@@ -1,0 +1,65 @@
+"""/v1/users/{name}/tokens: personal access tokens (the user themselves, or registry admins)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Response
+
+from cargohold.auth.secrets import TOKEN_PREFIX, hash_secret, new_secret
+from cargohold.http.api.deps import (
+    AUTH_RESPONSES,
+    CONFLICT,
+    INVALID,
+    NOT_FOUND,
+    Caller,
+    Store,
+    check_name,
+    log_change,
+    self_or_admin,
+)
+from cargohold.http.api.schemas import Token, TokenCreate, TokenCreated
+from cargohold.storage.meta.sqlbase import now
+
+router = APIRouter(
+    prefix="/v1/users/{name}/tokens",
+    tags=["tokens"],
+    responses={**AUTH_RESPONSES, **NOT_FOUND},
+)
+
+
+@router.get("", response_model=list[Token], summary="A user's tokens, revoked and expired too")
+def list_tokens(name: str, principal: Caller, store: Store) -> list[Token]:
+    self_or_admin(principal, name)
+    return [Token.model_validate(row) for row in store.list_tokens(name)]
+
+
+@router.post(
+    "",
+    response_model=TokenCreated,
+    status_code=201,
+    summary="Create a token; it is in this response only and is stored hashed",
+    responses={**INVALID, **CONFLICT},
+)
+def add_token(name: str, body: TokenCreate, principal: Caller, store: Store) -> TokenCreated:
+    self_or_admin(principal, name)
+    check_name(body.name, "token name")
+    token = new_secret(TOKEN_PREFIX)
+    created = now()
+    expires = created + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    store.add_token(name, body.name, hash_secret(token), expires)
+    log_change(principal, "token added", user=name, token=body.name)
+    return TokenCreated(
+        name=body.name, expires_at=expires, revoked=False, created_at=created, token=token
+    )
+
+
+@router.delete(
+    "/{token_name}", status_code=204, response_class=Response,
+    summary="Revoke a token: it stops working at once",
+)
+def revoke_token(name: str, token_name: str, principal: Caller, store: Store) -> Response:
+    self_or_admin(principal, name)
+    store.revoke_token(name, token_name)
+    log_change(principal, "token revoked", user=name, token=token_name)
+    return Response(status_code=204)
