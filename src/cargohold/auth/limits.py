@@ -1,4 +1,4 @@
-"""Abuse limits: request budgets per principal or address, and failed-login lockouts.
+"""Abuse limits: request budgets per principal or key, and failed-login lockouts.
 
 The counters live in each worker process (a shared store comes with Redis in the
 scale-out setup), so each worker enforces its share of the configured budget.
@@ -37,7 +37,7 @@ class RateLimiter:
         if allowed:
             tokens -= 1.0
         if len(self._buckets) >= self._max_keys:
-            self._buckets.clear()  # crude, but bounded memory under an address flood
+            self._buckets.clear()  # crude, but bounded memory under an key flood
         self._buckets[key] = (tokens, now)
         if allowed:
             reset = math.ceil((self._capacity - tokens) / self._rate)  # until full again
@@ -46,38 +46,43 @@ class RateLimiter:
         return Budget(allowed, self.limit, int(tokens), max(reset, 1 if not allowed else 0))
 
 
+def login_key(address: str | None, username: str) -> str:
+    """Failures count per account and key: one noisy client does not lock out a NAT."""
+    return f"{address or ''}|{username}"
+
+
 class FailedLogins:
-    """Blocks an address after too many failed logins within a window."""
+    """Pauses logins for a key (see login_key) after too many failures within a window."""
 
     def __init__(self, limit: int, window_seconds: float = 300.0) -> None:
         self._limit = limit
         self._window = window_seconds
         self._failures: dict[str, list[float]] = {}
 
-    def _recent(self, address: str, now: float) -> list[float]:
-        recent = [t for t in self._failures.get(address, []) if now - t < self._window]
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if now - t < self._window]
         if recent:
-            self._failures[address] = recent
+            self._failures[key] = recent
         else:
-            self._failures.pop(address, None)
+            self._failures.pop(key, None)
         return recent
 
-    def blocked_for(self, address: str) -> int:
-        """Seconds until this address may try again (0: it may now)."""
+    def blocked_for(self, key: str) -> int:
+        """Seconds until this key may try again (0: it may now)."""
         if self._limit <= 0:
             return 0
         now = time.monotonic()
-        recent = self._recent(address, now)
+        recent = self._recent(key, now)
         if len(recent) < self._limit:
             return 0
         return max(1, math.ceil(recent[-self._limit] + self._window - now))
 
-    def failed(self, address: str) -> None:
+    def failed(self, key: str) -> None:
         if self._limit <= 0:
             return
         if len(self._failures) > 100_000:
             self._failures.clear()
-        self._failures.setdefault(address, []).append(time.monotonic())
+        self._failures.setdefault(key, []).append(time.monotonic())
 
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
-from cargohold.auth.limits import Budget, FailedLogins, RateLimiter
+from cargohold.auth.limits import Budget, FailedLogins, RateLimiter, login_key
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
@@ -122,8 +122,10 @@ class AccessMiddleware:
         """The caller's Access, or None after answering with a challenge or a denial."""
         header = _header(scope, b"authorization")
         address = address_of(scope) or ""
-        if header is not None:
-            wait = self.failed_logins.blocked_for(address)
+        # Only passwords can be guessed; a bad bearer token is simply rejected.
+        attempt = login_key(address, claimed_user(header)) if _is_basic(header) else None
+        if attempt is not None:
+            wait = self.failed_logins.blocked_for(attempt)
             if wait:
                 await self._reject(
                     scope,
@@ -136,7 +138,8 @@ class AccessMiddleware:
                 return None
         principal, claims, bad_credentials = await self._authenticate(header, scope["path"])
         if bad_credentials:
-            self.failed_logins.failed(address)
+            if attempt is not None:
+                self.failed_logins.failed(attempt)
             self.audit.record(
                 AuditEvent(
                     actor=claimed_user(header),
@@ -275,6 +278,10 @@ def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return send_with_headers
+
+
+def _is_basic(header: str | None) -> bool:
+    return header is not None and header[:6].lower() == "basic "
 
 
 def claimed_user(header: str | None) -> str:

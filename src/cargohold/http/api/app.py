@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from cargohold import __version__
+from cargohold.auth.audit import AuditLog
 from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.limits import FailedLogins
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.http.api import members, orgs, robots, tokens, users
@@ -37,9 +39,18 @@ NO_TELEMETRY: Any = {
 
 
 def create_admin_api(
-    store: AuthStore, authenticator: Authenticator, policy: AccessPolicy
+    store: AuthStore,
+    authenticator: Authenticator,
+    policy: AccessPolicy,
+    *,
+    audit: AuditLog | None = None,
+    failed_logins: FailedLogins | None = None,
 ) -> FastAPI:
-    """The admin API app; its routes are /v1/..., the registry mounts it under /api."""
+    """The admin API app; its routes are /v1/..., the registry mounts it under /api.
+
+    With `audit`, changes and failed logins go to the audit log; with `failed_logins`,
+    logins pause after repeated failures, as on /v2 (share the registry's instances).
+    """
     app = FastAPI(
         title="cargohold admin API",
         version=__version__,
@@ -53,6 +64,8 @@ def create_admin_api(
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.policy = policy
+    app.state.audit = audit
+    app.state.failed_logins = failed_logins
     for module in (users, tokens, orgs, members, robots):
         app.include_router(module.router)
 

@@ -9,13 +9,22 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.requests import HTTPConnection
 
+from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.limits import FailedLogins, login_key
 from cargohold.auth.principal import Principal
 from cargohold.auth.roles import Role
 from cargohold.auth.store import AuthStore, NamespaceRecord
 from cargohold.errors import NameInvalid
 from cargohold.http.access import basic_credentials
-from cargohold.http.api.errors import REALM, denied, name_invalid, not_found, unauthorized
+from cargohold.http.api.errors import (
+    REALM,
+    denied,
+    name_invalid,
+    not_found,
+    too_many,
+    unauthorized,
+)
 from cargohold.http.api.schemas import ErrorBody
 from cargohold.reference import validate_name
 
@@ -57,15 +66,31 @@ def get_authenticator(request: Request) -> Authenticator:
 Store = Annotated[AuthStore, Depends(get_store)]
 
 
+def address_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 # A plain def: FastAPI runs it in a worker thread, since checking a password (argon2) is slow.
 def current_principal(
+    request: Request,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
     authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Principal:
     if credentials is None:
         raise unauthorized()
+    # The same pause after repeated failures as /v2, so the API is no way round it.
+    failed_logins: FailedLogins | None = request.app.state.failed_logins
+    address = address_of(request)
+    attempt = login_key(address, credentials.username[:255])
+    if failed_logins is not None:
+        wait = failed_logins.blocked_for(attempt)
+        if wait:
+            raise too_many(f"too many failed logins from this address; retry in {wait}s", wait)
     principal = authenticator.login(credentials.username, credentials.password)
     if principal is None:
+        if failed_logins is not None:
+            failed_logins.failed(attempt)
+        _audit(request, credentials.username[:255], "login_failed", request.url.path, "failed")
         raise unauthorized("invalid credentials")
     return principal
 
@@ -166,6 +191,22 @@ def self_or_admin(principal: Principal, user: str) -> None:
         raise denied(f"only {user} or a registry admin may manage {user}'s tokens")
 
 
-def log_change(principal: Principal, action: str, **fields: object) -> None:
-    details = " ".join(f"{key}={value}" for key, value in fields.items())
-    audit.info("%s by %s: %s", action, principal.name, details)
+def _audit(
+    request: Request, actor: str, action: str, target: str, outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    log: AuditLog | None = request.app.state.audit
+    if log is not None:
+        log.record(
+            AuditEvent(actor=actor, action=action, target=target, outcome=outcome,
+                       address=address_of(request), detail=detail or None)
+        )
+
+
+def log_change(
+    request: Request, principal: Principal, action: str, target: str, **detail: object
+) -> None:
+    """A management change: to the audit log (as the CLI's are) and to the server log."""
+    fields = {key: value for key, value in detail.items() if value is not None}
+    audit.info("%s %s by %s %s", action, target, principal.name, fields)
+    _audit(request, principal.name, action, target, detail=fields)

@@ -34,6 +34,10 @@ def unauthorized(message: str = "authentication required") -> ApiError:
     return ApiError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
 
 
+def too_many(message: str, retry_after: int) -> ApiError:
+    return ApiError(429, "TOOMANYREQUESTS", message, {"Retry-After": str(retry_after)})
+
+
 def denied(message: str) -> ApiError:
     return ApiError(403, "DENIED", message)
 
@@ -58,7 +62,7 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
 async def auth_error_handler(request: Request, exc: Exception) -> Response:
     # The store says "no ..." when something named is missing; anything else is a clash.
     message = str(exc)
-    if message.startswith("no "):
+    if message.startswith("no ") or " has no " in message:
         return error_response("NAME_UNKNOWN", message, 404)
     return error_response("CONFLICT", message, 409)
 

@@ -21,6 +21,7 @@ from cargohold.http.api.deps import (
     log_change,
     namespace_admin,
 )
+from cargohold.http.api.errors import not_found
 from cargohold.http.api.schemas import Robot, RobotCreate, RobotCreated
 from cargohold.storage.meta.sqlbase import now
 
@@ -79,6 +80,8 @@ def add_robot(ns: str, body: RobotCreate, principal: Caller, store: Store) -> Ro
 )
 def revoke_robot(ns: str, name: str, principal: Caller, store: Store) -> Response:
     namespace_admin(store, principal, ns)
+    if store.get_robot(ns, name) is None:
+        raise not_found(f"no robot {name!r} in {ns!r}")
     store.revoke_robot(ns, name)
     log_change(principal, "robot revoked", namespace=ns, robot=name)
     return Response(status_code=204)

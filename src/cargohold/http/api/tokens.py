@@ -18,6 +18,7 @@ from cargohold.http.api.deps import (
     log_change,
     self_or_admin,
 )
+from cargohold.http.api.errors import not_found
 from cargohold.http.api.schemas import Token, TokenCreate, TokenCreated
 from cargohold.storage.meta.sqlbase import now
 
@@ -60,6 +61,8 @@ def add_token(name: str, body: TokenCreate, principal: Caller, store: Store) -> 
 )
 def revoke_token(name: str, token_name: str, principal: Caller, store: Store) -> Response:
     self_or_admin(principal, name)
+    if token_name not in {token["name"] for token in store.list_tokens(name)}:
+        raise not_found(f"user {name!r} has no token named {token_name!r}")
     store.revoke_token(name, token_name)
     log_change(principal, "token revoked", user=name, token=token_name)
     return Response(status_code=204)

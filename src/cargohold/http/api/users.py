@@ -50,6 +50,8 @@ def list_users(principal: Caller, store: Store) -> list[User]:
 def add_user(body: UserCreate, principal: Caller, store: Store) -> User:
     require_registry_admin(principal, "add users")
     check_name(body.name, "user name")
+    if store.namespace(body.name) is not None:  # before the slow hash; the store checks too
+        raise conflict(f"the name {body.name!r} is taken by a user or organization")
     store.add_user(body.name, hash_password(body.password), body.admin)
     log_change(principal, "user added", user=body.name, admin=body.admin)
     return User(name=body.name, admin=body.admin, disabled=False)

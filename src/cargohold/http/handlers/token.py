@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cargohold.auth.audit import AuditEvent
+from cargohold.auth.limits import login_key
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.tokens import Access, InvalidToken
 from cargohold.errors import NameInvalid
@@ -17,9 +18,12 @@ from cargohold.reference import validate_name
 _MAX_SCOPES = 20
 
 
-def _too_many_failures(request: Request) -> Response | None:
-    address = request.client.host if request.client else ""
-    wait = request.app.state.failed_logins.blocked_for(address)
+def _login_key(request: Request, username: str) -> str:
+    return login_key(request.client.host if request.client else None, username)
+
+
+def _too_many_failures(request: Request, username: str) -> Response | None:
+    wait = request.app.state.failed_logins.blocked_for(_login_key(request, username))
     if not wait:
         return None
     return error_response(
@@ -32,7 +36,7 @@ def _too_many_failures(request: Request) -> Response | None:
 
 async def get_token(request: Request) -> Response:
     header = request.headers.get("authorization")
-    if header is not None and (blocked := _too_many_failures(request)):
+    if header is not None and (blocked := _too_many_failures(request, claimed_user(header))):
         return blocked
     principal: Principal | None = ANONYMOUS
     if header is not None:
@@ -47,9 +51,10 @@ async def get_token(request: Request) -> Response:
 
 
 async def post_token(request: Request) -> Response:
-    if blocked := _too_many_failures(request):
-        return blocked
     form = await request.form()
+    claimed = str(form.get("username", "")) or "anonymous"
+    if blocked := _too_many_failures(request, claimed):
+        return blocked
     grant_type = str(form.get("grant_type", ""))
     principal: Principal | None
     if grant_type == "password":
@@ -63,7 +68,6 @@ async def post_token(request: Request) -> Response:
         return error_response("UNSUPPORTED", "grant_type must be password or refresh_token", 400)
     scopes = str(form.get("scope", "")).split()
     offline = str(form.get("access_type", "")) == "offline" or grant_type == "refresh_token"
-    claimed = str(form.get("username", "")) or "anonymous"
     return await _respond(request, principal, scopes, offline, claimed[:255])
 
 
@@ -91,7 +95,7 @@ async def _respond(
     failed_logins = request.app.state.failed_logins
     address = request.client.host if request.client else None
     if principal is None:
-        failed_logins.failed(address or "")
+        failed_logins.failed(login_key(address, claimed))
         audit.record(
             AuditEvent(
                 actor=claimed,
