@@ -8,7 +8,7 @@ from pathlib import Path
 import cargohold
 
 PACKAGE = Path(cargohold.__file__).parent
-HTTP_LIBRARIES = {"starlette", "uvicorn", "httpx", "h11", "httptools"}
+HTTP_LIBRARIES = {"starlette", "fastapi", "uvicorn", "httpx", "h11", "httptools"}
 ALLOWED = {PACKAGE / "server.py"}
 
 

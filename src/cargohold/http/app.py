@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
+from starlette.routing import Mount
 
 from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
@@ -23,6 +24,7 @@ from cargohold.config import Settings
 from cargohold.core import Registry
 from cargohold.errors import RegistryError
 from cargohold.http.access import AccessMiddleware
+from cargohold.http.api import create_admin_api
 from cargohold.http.audit import AuditMiddleware
 from cargohold.http.errors import (
     client_disconnect_handler,
@@ -75,8 +77,11 @@ def create_app(settings: Settings) -> Starlette:
         )
     )
     middleware.append(Middleware(AuditMiddleware, audit=audit))
+    admin_api = create_admin_api(
+        auth_store, authenticator, policy, audit=audit, failed_logins=failed_logins
+    )
     app = Starlette(
-        routes=[*v2_routes(), *token_routes()],
+        routes=[*v2_routes(), *token_routes(), Mount("/api", app=admin_api)],
         middleware=middleware,
         exception_handlers={
             RegistryError: registry_error_handler,

@@ -112,6 +112,7 @@ def _error(description: str) -> dict[str, Any]:
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error("missing or invalid credentials (WWW-Authenticate: Basic)"),
     403: _error("the caller may not do this (code DENIED)"),
+    429: _error("too many failed logins: retry after Retry-After seconds"),
 }
 NOT_FOUND = {404: _error("no such user, namespace, team, robot, token or grant")}
 CONFLICT = {409: _error("the name is taken, or the change would conflict")}
@@ -192,14 +193,24 @@ def self_or_admin(principal: Principal, user: str) -> None:
 
 
 def _audit(
-    request: Request, actor: str, action: str, target: str, outcome: str = "ok",
+    request: Request,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
     log: AuditLog | None = request.app.state.audit
     if log is not None:
         log.record(
-            AuditEvent(actor=actor, action=action, target=target, outcome=outcome,
-                       address=address_of(request), detail=detail or None)
+            AuditEvent(
+                actor=actor,
+                action=action,
+                target=target,
+                outcome=outcome,
+                address=address_of(request),
+                detail=detail or None,
+            )
         )
 
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from cargohold.auth.store import AuthError
-from cargohold.http.errors import error_response
+from cargohold.http.errors import error_response, unexpected_error_handler
 
 log = logging.getLogger(__name__)
 
@@ -99,4 +99,5 @@ EXCEPTION_HANDLERS = {
     IntegrityError: integrity_error_handler,
     RequestValidationError: validation_error_handler,
     HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,  # JSON 500 "UNKNOWN", logged with the traceback
 }

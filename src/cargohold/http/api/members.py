@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
@@ -61,7 +61,9 @@ def list_members(ns: str, principal: Caller, store: Store) -> list[Grant]:
     status_code=201,
     summary="Give a user or a team a role in the namespace or one repository; replaces any old",
 )
-def add_member(ns: str, body: GrantCreate, principal: Caller, store: Store) -> Grant:
+def add_member(
+    request: Request, ns: str, body: GrantCreate, principal: Caller, store: Store
+) -> Grant:
     namespace_admin(store, principal, ns)
     if body.user is not None:
         check_name(body.user, "user name")
@@ -73,42 +75,66 @@ def add_member(ns: str, body: GrantCreate, principal: Caller, store: Store) -> G
         check_repository(body.repository, ns)
     store.grant(ns, body.role, user=body.user, team=body.team, repository=body.repository or "")
     log_change(
-        principal, "grant", namespace=ns, user=body.user, team=body.team,
-        role=body.role, repository=body.repository,
+        request,
+        principal,
+        "grant",
+        body.repository or ns,
+        role=str(body.role),
+        user=body.user,
+        team=body.team,
     )
     return Grant(user=body.user, team=body.team, role=body.role, repository=body.repository)
 
 
 def _revoke(
-    store: Store, principal: Caller, ns: str, user: str | None, team: str | None,
+    request: Request,
+    store: Store,
+    principal: Caller,
+    ns: str,
+    user: str | None,
+    team: str | None,
     repository: str | None,
 ) -> Response:
     namespace_admin(store, principal, ns)
     if repository is not None:
         check_repository(repository, ns)
     store.revoke_grant(ns, user=user, team=team, repository=repository or "")
-    log_change(principal, "revoke grant", namespace=ns, user=user, team=team, repository=repository)
+    log_change(request, principal, "grant_revoke", repository or ns, user=user, team=team)
     return Response(status_code=204)
 
 
 @router.delete(
-    "/members/users/{user}", status_code=204, response_class=Response,
+    "/members/users/{user}",
+    status_code=204,
+    response_class=Response,
     summary="Remove a user's role (namespace-wide, or on ?repository=)",
 )
 def remove_user_member(
-    ns: str, user: str, principal: Caller, store: Store, repository: RepositoryQuery = None
+    request: Request,
+    ns: str,
+    user: str,
+    principal: Caller,
+    store: Store,
+    repository: RepositoryQuery = None,
 ) -> Response:
-    return _revoke(store, principal, ns, user, None, repository)
+    return _revoke(request, store, principal, ns, user, None, repository)
 
 
 @router.delete(
-    "/members/teams/{team}", status_code=204, response_class=Response,
+    "/members/teams/{team}",
+    status_code=204,
+    response_class=Response,
     summary="Remove a team's role (namespace-wide, or on ?repository=)",
 )
 def remove_team_member_grant(
-    ns: str, team: str, principal: Caller, store: Store, repository: RepositoryQuery = None
+    request: Request,
+    ns: str,
+    team: str,
+    principal: Caller,
+    store: Store,
+    repository: RepositoryQuery = None,
 ) -> Response:
-    return _revoke(store, principal, ns, None, team, repository)
+    return _revoke(request, store, principal, ns, None, team, repository)
 
 
 # -- teams
@@ -121,11 +147,11 @@ def list_teams(ns: str, principal: Caller, store: Store) -> list[Team]:
 @router.post(
     "/teams", response_model=Team, status_code=201, summary="Add a team", responses=CONFLICT
 )
-def add_team(ns: str, body: TeamCreate, principal: Caller, store: Store) -> Team:
+def add_team(request: Request, ns: str, body: TeamCreate, principal: Caller, store: Store) -> Team:
     namespace_admin(store, principal, ns)
     check_name(body.name, "team name")
     store.add_team(ns, body.name)
-    log_change(principal, "team added", namespace=ns, team=body.name)
+    log_change(request, principal, "team_add", ns, team=body.name)
     return Team(name=body.name, members=[])
 
 
@@ -139,22 +165,26 @@ def get_team(ns: str, team: str, principal: Caller, store: Store) -> Team:
     "/teams/{team}/members", response_model=Team, summary="Add a user to a team (idempotent)"
 )
 def add_team_member(
-    ns: str, team: str, body: TeamMemberAdd, principal: Caller, store: Store
+    request: Request, ns: str, team: str, body: TeamMemberAdd, principal: Caller, store: Store
 ) -> Team:
     namespace_admin(store, principal, ns)
     _team(store, ns, team)
     check_name(body.user, "user name")
     store.add_team_member(ns, team, body.user)
-    log_change(principal, "team member added", namespace=ns, team=team, user=body.user)
+    log_change(request, principal, "team_member_add", ns, team=team, user=body.user)
     return _team(store, ns, team)
 
 
 @router.delete(
-    "/teams/{team}/members/{user}", status_code=204, response_class=Response,
+    "/teams/{team}/members/{user}",
+    status_code=204,
+    response_class=Response,
     summary="Remove a user from a team",
 )
-def remove_team_member(ns: str, team: str, user: str, principal: Caller, store: Store) -> Response:
+def remove_team_member(
+    request: Request, ns: str, team: str, user: str, principal: Caller, store: Store
+) -> Response:
     namespace_admin(store, principal, ns)
     store.remove_team_member(ns, team, user)
-    log_change(principal, "team member removed", namespace=ns, team=team, user=user)
+    log_change(request, principal, "team_member_remove", ns, team=team, user=user)
     return Response(status_code=204)

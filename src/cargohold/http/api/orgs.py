@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from cargohold.auth.roles import Role
 from cargohold.auth.store import NamespaceRecord
@@ -32,6 +34,10 @@ from cargohold.http.api.schemas import (
 router = APIRouter(prefix="/v1", tags=["namespaces"], responses=AUTH_RESPONSES)
 
 
+def _word(public: bool | None) -> str:
+    return "inherit" if public is None else "public" if public else "private"
+
+
 def namespace_out(record: NamespaceRecord) -> Namespace:
     return Namespace(name=record.name, kind=record.kind, public=record.public)  # type: ignore[arg-type]
 
@@ -57,11 +63,11 @@ def list_orgs(principal: Caller, store: Store) -> list[Namespace]:
     summary="Add an organization (registry admins)",
     responses={**INVALID, **CONFLICT},
 )
-def add_org(body: OrgCreate, principal: Caller, store: Store) -> Namespace:
+def add_org(request: Request, body: OrgCreate, principal: Caller, store: Store) -> Namespace:
     require_registry_admin(principal, "add organizations")
     check_name(body.name, "organization name")
     store.add_org(body.name, body.public)
-    log_change(principal, "org added", org=body.name, public=body.public)
+    log_change(request, principal, "org_add", body.name, public=body.public)
     return Namespace(name=body.name, kind="org", public=body.public)
 
 
@@ -87,11 +93,11 @@ def get_namespace(ns: str, principal: Caller, store: Store) -> Namespace:
     responses={**INVALID, **NOT_FOUND},
 )
 def set_namespace_visibility(
-    ns: str, body: NamespaceVisibility, principal: Caller, store: Store
+    request: Request, ns: str, body: NamespaceVisibility, principal: Caller, store: Store
 ) -> Namespace:
     namespace_admin(store, principal, ns)
     store.set_namespace_public(ns, body.public)
-    log_change(principal, "namespace visibility", namespace=ns, public=body.public)
+    log_change(request, principal, "visibility", ns, visibility=_word(body.public))
     record = store.namespace(ns)
     if record is None:
         raise not_found(f"no namespace {ns!r}")
@@ -106,19 +112,27 @@ def set_namespace_visibility(
     responses={**INVALID, **NOT_FOUND},
 )
 def set_repository_visibility(
-    name: str, body: RepositoryVisibilityUpdate, principal: Caller, store: Store
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: acme/team/app")],
+    body: RepositoryVisibilityUpdate,
+    principal: Caller,
+    store: Store,
 ) -> RepositoryVisibility:
     check_repository(name)
     namespace, _ = store.visibility(name)
     if not principal.is_admin:
-        allowed = namespace is not None and principal.user_id is not None and (
-            (namespace.kind == "user" and namespace.name == principal.name)
-            or Role.ADMIN in store.roles(principal.user_id, namespace.id, name)
+        allowed = (
+            namespace is not None
+            and principal.user_id is not None
+            and (
+                (namespace.kind == "user" and namespace.name == principal.name)
+                or Role.ADMIN in store.roles(principal.user_id, namespace.id, name)
+            )
         )
         if not allowed:
             raise denied(f"you are not an admin of repository {name!r}")
     store.set_repository_public(name, body.public)
-    log_change(principal, "repository visibility", repository=name, public=body.public)
+    log_change(request, principal, "visibility", name, visibility=_word(body.public))
     namespace, override = store.visibility(name)
     effective = override if override is not None else bool(namespace and namespace.public)
     return RepositoryVisibility(repository=name, public=override, effective=effective)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from cargohold.auth.principal import robot_username
 from cargohold.auth.secrets import hash_secret, new_secret
@@ -49,7 +49,9 @@ def list_robots(ns: str, principal: Caller, store: Store) -> list[Robot]:
     summary="Add a robot; its secret is in this response only and is stored hashed",
     responses=CONFLICT,
 )
-def add_robot(ns: str, body: RobotCreate, principal: Caller, store: Store) -> RobotCreated:
+def add_robot(
+    request: Request, ns: str, body: RobotCreate, principal: Caller, store: Store
+) -> RobotCreated:
     namespace_admin(store, principal, ns)
     check_name(body.name, "robot name")
     for repository in body.repositories:
@@ -60,12 +62,13 @@ def add_robot(ns: str, body: RobotCreate, principal: Caller, store: Store) -> Ro
     store.add_robot(
         ns, body.name, hash_secret(secret), set(body.actions), set(body.repositories), expires
     )
-    log_change(principal, "robot added", namespace=ns, robot=body.name, actions=body.actions)
+    actions = sorted(set(body.actions))
+    log_change(request, principal, "robot_add", ns, robot=body.name, actions=actions)
     return RobotCreated(
         username=robot_username(ns, body.name),
         namespace=ns,
         name=body.name,
-        actions=sorted(set(body.actions)),  # type: ignore[arg-type]
+        actions=actions,  # type: ignore[arg-type]
         repositories=sorted(set(body.repositories)),
         expires_at=expires,
         revoked=False,
@@ -75,13 +78,15 @@ def add_robot(ns: str, body: RobotCreate, principal: Caller, store: Store) -> Ro
 
 
 @router.delete(
-    "/{name}", status_code=204, response_class=Response,
+    "/{name}",
+    status_code=204,
+    response_class=Response,
     summary="Revoke a robot: its secret stops working at once",
 )
-def revoke_robot(ns: str, name: str, principal: Caller, store: Store) -> Response:
+def revoke_robot(request: Request, ns: str, name: str, principal: Caller, store: Store) -> Response:
     namespace_admin(store, principal, ns)
     if store.get_robot(ns, name) is None:
         raise not_found(f"no robot {name!r} in {ns!r}")
     store.revoke_robot(ns, name)
-    log_change(principal, "robot revoked", namespace=ns, robot=name)
+    log_change(request, principal, "robot_revoke", ns, robot=name)
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from cargohold.auth.secrets import TOKEN_PREFIX, hash_secret, new_secret
 from cargohold.http.api.deps import (
@@ -42,27 +42,33 @@ def list_tokens(name: str, principal: Caller, store: Store) -> list[Token]:
     summary="Create a token; it is in this response only and is stored hashed",
     responses={**INVALID, **CONFLICT},
 )
-def add_token(name: str, body: TokenCreate, principal: Caller, store: Store) -> TokenCreated:
+def add_token(
+    request: Request, name: str, body: TokenCreate, principal: Caller, store: Store
+) -> TokenCreated:
     self_or_admin(principal, name)
     check_name(body.name, "token name")
     token = new_secret(TOKEN_PREFIX)
     created = now()
     expires = created + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     store.add_token(name, body.name, hash_secret(token), expires)
-    log_change(principal, "token added", user=name, token=body.name)
+    log_change(request, principal, "token_add", name, token=body.name)
     return TokenCreated(
         name=body.name, expires_at=expires, revoked=False, created_at=created, token=token
     )
 
 
 @router.delete(
-    "/{token_name}", status_code=204, response_class=Response,
+    "/{token_name}",
+    status_code=204,
+    response_class=Response,
     summary="Revoke a token: it stops working at once",
 )
-def revoke_token(name: str, token_name: str, principal: Caller, store: Store) -> Response:
+def revoke_token(
+    request: Request, name: str, token_name: str, principal: Caller, store: Store
+) -> Response:
     self_or_admin(principal, name)
     if token_name not in {token["name"] for token in store.list_tokens(name)}:
         raise not_found(f"user {name!r} has no token named {token_name!r}")
     store.revoke_token(name, token_name)
-    log_change(principal, "token revoked", user=name, token=token_name)
+    log_change(request, principal, "token_revoke", name, token=token_name)
     return Response(status_code=204)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import UserRecord
@@ -47,18 +47,20 @@ def list_users(principal: Caller, store: Store) -> list[User]:
     summary="Add a user and their private personal namespace (registry admins)",
     responses={**INVALID, **CONFLICT},
 )
-def add_user(body: UserCreate, principal: Caller, store: Store) -> User:
+def add_user(request: Request, body: UserCreate, principal: Caller, store: Store) -> User:
     require_registry_admin(principal, "add users")
     check_name(body.name, "user name")
     if store.namespace(body.name) is not None:  # before the slow hash; the store checks too
         raise conflict(f"the name {body.name!r} is taken by a user or organization")
     store.add_user(body.name, hash_password(body.password), body.admin)
-    log_change(principal, "user added", user=body.name, admin=body.admin)
+    log_change(request, principal, "user_add", body.name, admin=body.admin)
     return User(name=body.name, admin=body.admin, disabled=False)
 
 
 @router.get(
-    "/{name}", response_model=User, summary="One user (themselves or registry admins)",
+    "/{name}",
+    response_model=User,
+    summary="One user (themselves or registry admins)",
     responses=NOT_FOUND,
 )
 def get_user(name: str, principal: Caller, store: Store) -> User:
@@ -76,7 +78,9 @@ def get_user(name: str, principal: Caller, store: Store) -> User:
     summary="Change a user's admin flag, disabled flag or password (registry admins)",
     responses={**INVALID, **NOT_FOUND, **CONFLICT},
 )
-def update_user(name: str, body: UserUpdate, principal: Caller, store: Store) -> User:
+def update_user(
+    request: Request, name: str, body: UserUpdate, principal: Caller, store: Store
+) -> User:
     require_registry_admin(principal, "change users")
     if store.get_user(name) is None:
         raise not_found(f"no user {name!r}")
@@ -84,11 +88,13 @@ def update_user(name: str, body: UserUpdate, principal: Caller, store: Store) ->
         raise conflict("you cannot take away your own admin rights or disable yourself")
     if body.password is not None:
         store.set_password(name, hash_password(body.password))
-    store.update_user(name, is_admin=body.admin, disabled=body.disabled)
-    changed = body.model_dump(exclude_none=True, exclude={"password"})
-    log_change(principal, "user changed", user=name, password=body.password is not None, **changed)
+        log_change(request, principal, "password_change", name)
+    if body.admin is not None or body.disabled is not None:
+        store.update_user(name, is_admin=body.admin, disabled=body.disabled)
+        log_change(
+            request, principal, "user_update", name, admin=body.admin, disabled=body.disabled
+        )
     record = store.get_user(name)
     if record is None:  # removed meanwhile
         raise not_found(f"no user {name!r}")
     return user_out(record)
-
