@@ -29,6 +29,7 @@ PATHS = {
     "/v1/namespaces/{ns}/teams/{team}/members/{user}": {"delete"},
     "/v1/namespaces/{ns}/robots": {"get", "post"},
     "/v1/namespaces/{ns}/robots/{name}": {"delete"},
+    "/v1/audit": {"get"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

@@ -13,6 +13,7 @@ from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import FailedLogins
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
+from cargohold.http.api import audit as audit_routes
 from cargohold.http.api import members, orgs, robots, tokens, users
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
@@ -66,7 +67,7 @@ def create_admin_api(
     app.state.policy = policy
     app.state.audit = audit
     app.state.failed_logins = failed_logins
-    for module in (users, tokens, orgs, members, robots):
+    for module in (users, tokens, orgs, members, robots, audit_routes):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

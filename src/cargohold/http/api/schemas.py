@@ -152,3 +152,14 @@ class TokenCreate(Body):
 
 class TokenCreated(Token):
     token: str = Field(description="use as the password with the user's name; shown only now")
+
+
+# -- audit log
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: str = Field(description="user, robot$<ns>+<name>, cli:<os user> or anonymous")
+    address: str | None = Field(description="the client's address, when over HTTP")
+    action: str = Field(examples=["push", "pull", "delete", "login_failed", "grant"])
+    target: str = Field(description="repository, namespace, user or path acted on")
+    outcome: str = Field(examples=["ok", "failed"])
+    detail: dict[str, object] | None
