@@ -57,10 +57,13 @@ def register_admin_commands(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(config: Path | None, data_dir: Path | None) -> Iterator[AuthStore]:
-    from cargohold.server import prepare_storage
+    from cargohold.server import UnsafeStart, prepare_storage
 
     settings = load(config, data_dir=data_dir)
-    prepare_storage(settings)
+    try:
+        prepare_storage(settings)
+    except UnsafeStart as exc:
+        fail(str(exc), 2)
     store = AuthStore(create_sql_engine(settings.resolved_database_url))
     try:
         yield store

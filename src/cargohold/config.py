@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "CARGOHOLD_CONFIG"
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     )
     token_ttl: int = Field(300, ge=60, le=86400, description="Bearer token lifetime (s).")
     token_service: str = Field("cargohold", min_length=1, description="Token audience.")
+    admin_user: str | None = Field(
+        None, description="With admin_password: the first admin, created on first start."
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password of admin_user (only used while no user exists)."
+    )
     rate_limit_per_minute: int = Field(
         0, ge=0, description="Requests per minute per user or address on /v2 (0: no limit)."
     )

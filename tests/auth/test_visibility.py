@@ -286,11 +286,14 @@ def test_blob_delete_needs_delete(cast: Cast) -> None:
 
 def test_expired_robot_and_token_are_rejected(cast: Cast) -> None:
     url = cast.world.realm.url
+    # Made with the CLI's clock 3 days back and --expires-in-days 1 (Realm.cli_in_the_past).
     for principal in (cast.stale_robot, cast.stale_pat):
         resp = httpx.get(f"{url}/v2/", auth=principal.auth)
         assert resp.status_code == 401, (principal.label, describe(resp))
         resp = httpx.get(f"{url}/token", params={"service": "cargohold"}, auth=principal.auth)
         assert resp.status_code == 401, (principal.label, describe(resp))
+        with cast.client(principal) as http:
+            assert status(http, manifest_path("teamco/one", "v1")) == 401, principal.label
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,10 @@ from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
 from cargohold.auth.tokens import InvalidToken, TokenService, granted_actions
+from cargohold.errors import NameInvalid
 from cargohold.http.audit import address_of
 from cargohold.http.errors import error_body
+from cargohold.reference import validate_name
 
 _REPO_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs|manifests|tags|referrers)(?:/.*)?$")
 
@@ -158,7 +160,8 @@ class AccessMiddleware:
                 # GET /v2/ tells clients where to log in.
                 await self._reject(scope, send, 401, "UNAUTHORIZED", "authentication required")
                 return None
-        else:
+        elif _valid_name(needed[0]):
+            # An invalid name holds nothing; the handler answers NAME_INVALID for it.
             repository, action = needed
             allowed = await run_in_threadpool(access.can, repository, action)
             if not allowed:
@@ -278,6 +281,14 @@ def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return send_with_headers
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except NameInvalid:
+        return False
+    return True
 
 
 def _is_basic(header: str | None) -> bool:
