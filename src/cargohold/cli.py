@@ -39,7 +39,7 @@ def serve(
     from cargohold.server import serve as run_server
 
     settings = load(config, host=host, port=port, data_dir=data_dir, workers=workers)
-    from cargohold.server import UnsafeStart
+    from cargohold.setup import UnsafeStart
 
     try:
         run_server(settings)

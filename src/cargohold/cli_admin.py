@@ -57,7 +57,7 @@ def register_admin_commands(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(config: Path | None, data_dir: Path | None) -> Iterator[AuthStore]:
-    from cargohold.server import UnsafeStart, prepare_storage
+    from cargohold.setup import UnsafeStart, prepare_storage
 
     settings = load(config, data_dir=data_dir)
     try:

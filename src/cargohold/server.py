@@ -7,71 +7,11 @@ import os
 
 import uvicorn
 
-from cargohold.auth.secrets import hash_password
-from cargohold.auth.store import AuthStore
-from cargohold.auth.tokens import create_key
 from cargohold.config import Settings
-from cargohold.errors import NameInvalid
 from cargohold.http.app import SETTINGS_ENV
-from cargohold.reference import validate_name
-from cargohold.storage.meta import schema
-from cargohold.storage.meta.sql import create_sql_engine
+from cargohold.setup import check_open_mode, prepare_storage
 
 log = logging.getLogger("cargohold")
-
-
-class UnsafeStart(Exception):
-    """Starting would expose an open registry; the message says how to proceed."""
-
-
-def prepare_storage(settings: Settings) -> int:
-    """Create the data folder, migrate the schema and the signing key; count the users."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_sql_engine(settings.resolved_database_url)
-    try:
-        schema.upgrade(engine)
-        store = AuthStore(engine)
-        users = store.user_count()
-        if not users and settings.admin_user and settings.admin_password:
-            bootstrap_admin(store, settings.admin_user, settings.admin_password.get_secret_value())
-            users = 1
-    finally:
-        engine.dispose()
-    if not any(settings.keys_dir.glob("*.pem")):
-        create_key(settings.keys_dir)  # before the workers start, so they share one key
-    return users
-
-
-def bootstrap_admin(store: AuthStore, name: str, password: str) -> None:
-    """Create the first admin from the configuration (never from a built-in default)."""
-    try:
-        validate_name(name)
-    except NameInvalid:
-        raise UnsafeStart(f"admin_user {name!r} is not a valid user name") from None
-    if "/" in name or len(password) < 8:
-        raise UnsafeStart("admin_user must be one name and admin_password 8+ characters")
-    store.add_user(name, hash_password(password), is_admin=True)
-    log.warning("created the first admin %r from the configuration", name)
-
-
-def check_open_mode(settings: Settings, users: int) -> None:
-    if users:
-        return
-    loopback = settings.host in ("127.0.0.1", "::1", "localhost") or settings.host.startswith(
-        "127."
-    )
-    if not loopback and not settings.open_registry:
-        raise UnsafeStart(
-            f"no users exist, so anyone reaching {settings.host} could push and delete. "
-            "Create an admin first (`cargohold user add NAME --admin`), or set "
-            "open_registry: true (CARGOHOLD_OPEN_REGISTRY=true) to run open on purpose."
-        )
-    log.warning(
-        "WARNING: no users exist: the registry is OPEN, anyone who can reach %s:%d may "
-        "push, pull and delete. Add an admin with `cargohold user add NAME --admin`.",
-        settings.host,
-        settings.port,
-    )
 
 
 def serve(settings: Settings) -> None:

@@ -31,7 +31,7 @@ from cargohold.auth.store import AuthStore
 from cargohold.config import Settings
 from cargohold.http.api import create_admin_api
 from cargohold.http.app import create_app
-from cargohold.server import prepare_storage
+from cargohold.setup import prepare_storage
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
 Auth = tuple[str, str]

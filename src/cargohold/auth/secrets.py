@@ -7,6 +7,7 @@ argon2id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -16,8 +17,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 TOKEN_PREFIX = "chp_"
 _hasher = PasswordHasher()
-# Verified against when a user does not exist, so a miss costs as much as a wrong password.
-_DUMMY_HASH = _hasher.hash("cargohold-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified against when a user does not exist, so a miss costs as much as a wrong password.
+    return _hasher.hash("cargohold-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -26,7 +31,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        matched = _hasher.verify(password_hash or _dummy_hash(), password)
+        return matched and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
