@@ -11,22 +11,23 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cargohold.auth.audit import AuditEvent, AuditStore
+from cargohold.auth.credentials import create_robot, create_token
 from cargohold.auth.principal import robot_username
 from cargohold.auth.roles import Role, parse_actions
-from cargohold.auth.secrets import TOKEN_PREFIX, hash_password, hash_secret, new_secret
+from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import AuthError, AuthStore
 from cargohold.auth.tokens import create_key
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
-from cargohold.storage.meta.sqlbase import create_sql_engine, now
+from cargohold.storage.meta.sqlbase import create_sql_engine
 
 user_app = typer.Typer(help="Users: people who log in.", no_args_is_help=True)
 org_app = typer.Typer(help="Organizations: shared namespaces.", no_args_is_help=True)
@@ -264,10 +265,10 @@ def robot_add(
         _name(repo, "repository")
         if repo.split("/", 1)[0] != namespace:
             fail(f"repository {repo} is not in namespace {namespace}", 2)
-    secret = new_secret()
-    expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
     with _store(config, data_dir) as store:
-        store.add_robot(namespace, name, hash_secret(secret), allowed, repository or [], expires)
+        secret = create_robot(
+            store, namespace, name, allowed, repository or [], expires_in_days
+        ).secret
         _record(store, "robot_add", namespace, robot=name, actions=sorted(allowed))
     username = robot_username(namespace, name)
     if json_output:
@@ -297,10 +298,8 @@ def token_add(
     config: ConfigOption = None,
 ) -> None:
     """Create a personal access token; use it as the password with the user's name."""
-    token = new_secret(TOKEN_PREFIX)
-    expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
     with _store(config, data_dir) as store:
-        store.add_token(user, name, hash_secret(token), expires)
+        token = create_token(store, user, name, expires_in_days).secret
         _record(store, "token_add", user, token=name)
     if json_output:
         typer.echo(json.dumps({"name": name, "token": token}))

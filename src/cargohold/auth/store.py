@@ -220,30 +220,40 @@ class AuthStore(SqlBase):
     ) -> None:
         """Give a user or a team a role in a namespace (or one repository); replaces any old."""
         with self._write() as conn:
-            ns = self._require_namespace(conn, namespace)
-            user_id = self._user_id(conn, user) if user else None
-            team_id = self._team_id(conn, ns.id, team) if team else None
-            conn.execute(
-                delete(m.grants).where(
-                    m.grants.c.namespace_id == ns.id,
-                    m.grants.c.repository == repository,
-                    m.grants.c.user_id.is_(None)
-                    if user_id is None
-                    else m.grants.c.user_id == user_id,
-                    m.grants.c.team_id.is_(None)
-                    if team_id is None
-                    else m.grants.c.team_id == team_id,
-                )
+            namespace_id, user_id, team_id, _ = self._drop_grant(
+                conn, namespace, user, team, repository
             )
             conn.execute(
                 m.grants.insert().values(
-                    namespace_id=ns.id,
+                    namespace_id=namespace_id,
                     repository=repository,
                     user_id=user_id,
                     team_id=team_id,
                     role=str(role),
                 )
             )
+
+    def _drop_grant(
+        self,
+        conn: Connection,
+        namespace: str,
+        user: str | None,
+        team: str | None,
+        repository: str,
+    ) -> tuple[int, int | None, int | None, int]:
+        """Delete one grant; returns the resolved ids and how many rows went."""
+        ns = self._require_namespace(conn, namespace)
+        user_id = self._user_id(conn, user) if user else None
+        team_id = self._team_id(conn, ns.id, team) if team else None
+        result = conn.execute(
+            delete(m.grants).where(
+                m.grants.c.namespace_id == ns.id,
+                m.grants.c.repository == repository,
+                _same(m.grants.c.user_id, user_id),
+                _same(m.grants.c.team_id, team_id),
+            )
+        )
+        return ns.id, user_id, team_id, result.rowcount
 
     def roles(self, user_id: int, namespace_id: int, repository: str) -> list[Role]:
         """Roles a user holds on a repository: directly or through teams, namespace-wide or not."""
@@ -431,20 +441,10 @@ class AuthStore(SqlBase):
     ) -> None:
         """Remove the grant of a user or a team in a namespace (or one repository of it)."""
         with self._write() as conn:
-            ns = self._require_namespace(conn, namespace)
-            user_id = self._user_id(conn, user) if user else None
-            team_id = self._team_id(conn, ns.id, team) if team else None
-            result = conn.execute(
-                delete(m.grants).where(
-                    m.grants.c.namespace_id == ns.id,
-                    m.grants.c.repository == repository,
-                    _same(m.grants.c.user_id, user_id),
-                    _same(m.grants.c.team_id, team_id),
-                )
-            )
-            if not result.rowcount:
-                who = user if user else f"team {team}"
-                raise AuthError(f"no grant for {who} in {repository or namespace}")
+            *_, removed = self._drop_grant(conn, namespace, user, team, repository)
+        if not removed:
+            who = user if user else f"team {team}"
+            raise AuthError(f"no grant for {who} in {repository or namespace}")
 
     def list_teams(self, namespace: str) -> list[dict[str, Any]]:
         """Teams of a namespace: {"name", "members": [user names]}."""

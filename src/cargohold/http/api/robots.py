@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from cargohold.auth.credentials import create_robot
 from cargohold.auth.principal import robot_username
-from cargohold.auth.secrets import hash_secret, new_secret
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -23,7 +22,6 @@ from cargohold.http.api.deps import (
 )
 from cargohold.http.api.errors import not_found
 from cargohold.http.api.schemas import Robot, RobotCreate, RobotCreated
-from cargohold.storage.meta.sqlbase import now
 
 router = APIRouter(
     prefix="/v1/namespaces/{ns}/robots",
@@ -56,12 +54,7 @@ def add_robot(
     check_name(body.name, "robot name")
     for repository in body.repositories:
         check_repository(repository, ns)
-    secret = new_secret()
-    created = now()
-    expires = created + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    store.add_robot(
-        ns, body.name, hash_secret(secret), set(body.actions), set(body.repositories), expires
-    )
+    made = create_robot(store, ns, body.name, body.actions, body.repositories, body.expires_in_days)
     actions = sorted(set(body.actions))
     log_change(request, principal, "robot_add", ns, robot=body.name, actions=actions)
     return RobotCreated(
@@ -70,10 +63,10 @@ def add_robot(
         name=body.name,
         actions=actions,  # type: ignore[arg-type]
         repositories=sorted(set(body.repositories)),
-        expires_at=expires,
+        expires_at=made.expires_at,
         revoked=False,
-        created_at=created,
-        secret=secret,
+        created_at=made.created_at,
+        secret=made.secret,
     )
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Request, Response
 
-from cargohold.auth.secrets import TOKEN_PREFIX, hash_secret, new_secret
+from cargohold.auth.credentials import create_token
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
     CONFLICT,
@@ -20,7 +18,6 @@ from cargohold.http.api.deps import (
 )
 from cargohold.http.api.errors import not_found
 from cargohold.http.api.schemas import Token, TokenCreate, TokenCreated
-from cargohold.storage.meta.sqlbase import now
 
 router = APIRouter(
     prefix="/v1/users/{name}/tokens",
@@ -47,13 +44,14 @@ def add_token(
 ) -> TokenCreated:
     self_or_admin(principal, name)
     check_name(body.name, "token name")
-    token = new_secret(TOKEN_PREFIX)
-    created = now()
-    expires = created + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    store.add_token(name, body.name, hash_secret(token), expires)
+    made = create_token(store, name, body.name, body.expires_in_days)
     log_change(request, principal, "token_add", name, token=body.name)
     return TokenCreated(
-        name=body.name, expires_at=expires, revoked=False, created_at=created, token=token
+        name=body.name,
+        expires_at=made.expires_at,
+        revoked=False,
+        created_at=made.created_at,
+        token=made.secret,
     )
 
 
