@@ -3,6 +3,8 @@
 Requests record events into an in-process buffer that a background thread writes in
 batches, so a pull costs no extra database transaction; management commands write
 directly. At most one flush interval of events is lost if the process is killed.
+Identical pulls within one batch (same actor, address, repository and manifest) become
+one event with a count: a busy registry pulls the same image thousands of times a second.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -106,12 +108,41 @@ class AuditStore(SqlBase):
         ]
 
 
+def coalesce_pulls(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Merge identical pull events, keeping the first time and counting the rest."""
+    merged: dict[tuple[object, ...], tuple[AuditEvent, int]] = {}
+    result: list[AuditEvent | tuple[object, ...]] = []
+    for event in events:
+        if event.action != "pull":
+            result.append(event)
+            continue
+        detail = tuple(sorted((event.detail or {}).items()))
+        key = (event.actor, event.address, event.target, event.outcome, detail)
+        if key in merged:
+            first, count = merged[key]
+            merged[key] = (first, count + 1)
+        else:
+            merged[key] = (event, 1)
+            result.append(key)
+    out: list[AuditEvent] = []
+    for item in result:
+        if isinstance(item, AuditEvent):
+            out.append(item)
+            continue
+        first, count = merged[item]
+        if count > 1:
+            first = replace(first, detail={**(first.detail or {}), "count": count})
+        out.append(first)
+    return out
+
+
 class AuditLog:
     """Buffers events from request handlers and writes them in batches."""
 
     def __init__(self, store: AuditStore) -> None:
         self._store = store
-        self._queue: queue.SimpleQueue[AuditEvent | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[AuditEvent] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -119,24 +150,26 @@ class AuditLog:
         self._queue.put(event)
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._stop.set()
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        running = True
-        while running:
-            batch: list[AuditEvent] = []
+        # Sleep, then take everything queued: the writer never wakes per event, so a busy
+        # registry pays two small write transactions a second for its audit trail.
+        while not self._stop.wait(FLUSH_SECONDS):
+            self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        batch: list[AuditEvent] = []
+        while True:
             try:
-                item = self._queue.get(timeout=FLUSH_SECONDS)
-                while True:
-                    if item is None:
-                        running = False
-                        break
-                    batch.append(item)
-                    item = self._queue.get_nowait()
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
-                pass
-            try:
-                self._store.add(batch)
-            except Exception:  # a full disk must not take the registry down with it
-                log.exception("could not write %d audit events", len(batch))
+                break
+        if not batch:
+            return
+        try:
+            self._store.add(coalesce_pulls(batch))
+        except Exception:  # a full disk must not take the registry down with it
+            log.exception("could not write %d audit events", len(batch))

@@ -25,6 +25,7 @@ ISSUER = "cargohold"
 ALGORITHM = "ES256"
 REFRESH_TTL = 30 * 24 * 3600
 _RELOAD_SECONDS = 5.0
+_VERIFIED_CACHE = 10_000
 
 
 class InvalidToken(Exception):
@@ -81,6 +82,8 @@ class TokenService:
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._signing_kid = ""
         self._loaded_at = 0.0
+        # Clients reuse a token for many requests: remember what verified, until it expires.
+        self._verified: dict[str, dict[str, Any]] = {}
         self._load()
 
     def _load(self) -> None:
@@ -145,6 +148,18 @@ class TokenService:
 
     def verify(self, token: str, refresh: bool = False) -> dict[str, Any]:
         """The token's claims, or InvalidToken when it is forged, expired or misdirected."""
+        if not refresh:
+            claims = self._verified.get(token)
+            if claims is not None and claims["exp"] > time.time():
+                return claims
+        claims = self._verify(token, refresh)
+        if not refresh:
+            if len(self._verified) >= _VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str, refresh: bool) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:
