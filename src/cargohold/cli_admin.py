@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -361,3 +361,100 @@ def audit(
             f"{when}  {e.actor:<20} {e.action:<14} {e.target}  {e.outcome}"
             f"{'  ' + detail if detail else ''}{'  from ' + e.address if e.address else ''}"
         )
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], json_output: bool) -> None:
+    """Rows as JSON, or as a table for people."""
+    if json_output:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, box=None, header_style="bold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    Console().print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+@org_app.command("list")
+def org_list(
+    json_output: JsonOption = False, data_dir: DataDirOption = None, config: ConfigOption = None
+) -> None:
+    """List organizations and user namespaces with their visibility."""
+    with _store(config, data_dir) as store:
+        namespaces = store.list_namespaces()
+    rows = [
+        {"name": n.name, "kind": n.kind, "visibility": "public" if n.public else "private"}
+        for n in namespaces
+    ]
+    _emit(rows, ["name", "kind", "visibility"], json_output)
+
+
+@member_app.command("list")
+def member_list(
+    namespace: str,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List the roles given in a namespace."""
+    with _store(config, data_dir) as store:
+        rows = store.list_grants(namespace)
+    _emit(rows, ["user", "team", "role", "repository"], json_output)
+
+
+@team_app.command("list")
+def team_list(
+    org: str,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List an organization's teams and their members."""
+    with _store(config, data_dir) as store:
+        rows = store.list_teams(org)
+    _emit(rows, ["name", "members"], json_output)
+
+
+@robot_app.command("list")
+def robot_list(
+    namespace: str,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List a namespace's robots (never their secrets)."""
+    with _store(config, data_dir) as store:
+        rows = store.list_robots(namespace)
+    _emit(
+        rows,
+        ["name", "actions", "repositories", "expires_at", "revoked", "created_at"],
+        json_output,
+    )
+
+
+@token_app.command("list")
+def token_list(
+    user: str,
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List a user's access tokens (never the tokens themselves)."""
+    with _store(config, data_dir) as store:
+        rows = store.list_tokens(user)
+    _emit(rows, ["name", "expires_at", "revoked", "created_at"], json_output)
