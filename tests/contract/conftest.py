@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from tests.conftest import scratch_postgres_database
 
 from cargohold.storage.blobs import BlobStore, FilesystemBlobStore
 from cargohold.storage.meta import MetadataStore, SqlMetadataStore, schema
@@ -19,13 +21,15 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     raise AssertionError(request.param)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
-    if request.param == "sqlite":
-        engine = create_sql_engine(f"sqlite:///{tmp_path / 'meta.db'}")
-    else:
-        raise AssertionError(request.param)
-    schema.upgrade(engine)
-    store = SqlMetadataStore(engine)
-    yield store
-    store.close()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'meta.db'}"
+        else:
+            url = stack.enter_context(scratch_postgres_database())
+        engine = create_sql_engine(url)
+        schema.upgrade(engine)
+        store = SqlMetadataStore(engine)
+        yield store
+        store.close()

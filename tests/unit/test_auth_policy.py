@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import scratch_postgres_database
 
 from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.policy import AccessPolicy
@@ -23,9 +25,18 @@ USERS = ("owner", "reader", "writer", "maint", "teamuser", "outsider", "root")
 HASHES = {name: hash_password("password-" + name) for name in USERS}
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AuthStore]:
-    engine = create_sql_engine(f"sqlite:///{tmp_path / 'auth.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuthStore]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'auth.db'}"
+        else:
+            url = stack.enter_context(scratch_postgres_database())
+        yield from _populated(url)
+
+
+def _populated(url: str) -> Iterator[AuthStore]:
+    engine = create_sql_engine(url)
     schema.upgrade(engine)
     auth = AuthStore(engine)
     for name in USERS:

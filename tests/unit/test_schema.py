@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
+from tests.conftest import scratch_postgres_database
 
 from cargohold.storage.meta import schema
 from cargohold.storage.meta.models import metadata
 from cargohold.storage.meta.sql import create_sql_engine
 
 
-def test_migrations_match_models(tmp_path: Path) -> None:
-    engine = create_sql_engine(f"sqlite:///{tmp_path / 'm.db'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_match_models(tmp_path: Path, backend: str) -> None:
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'm.db'}"
+            if backend == "sqlite"
+            else stack.enter_context(scratch_postgres_database())
+        )
+        engine = create_sql_engine(url)
+        _check_migrations_match(engine)
+
+
+def _check_migrations_match(engine: Engine) -> None:
     schema.upgrade(engine)
     assert schema.current_revision(engine) == schema.head_revision()
     with engine.connect() as conn:

@@ -74,9 +74,10 @@ class SqlMetadataStore(SqlBase):
             return self._repository_id(conn, name) is not None
 
     def list_repositories(self, after: str | None, limit: int | None) -> list[str]:
-        query = select(m.repositories.c.name).order_by(m.repositories.c.name)
+        name = self._ascii(m.repositories.c.name)
+        query = select(m.repositories.c.name).order_by(name)
         if after is not None:
-            query = query.where(m.repositories.c.name > after)
+            query = query.where(name > after)
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
@@ -268,14 +269,15 @@ class SqlMetadataStore(SqlBase):
         return self._delete_in_repository(repository, m.tags, m.tags.c.name == tag)
 
     def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
+        name = self._ascii(m.tags.c.name)
         query = (
             select(m.tags.c.name)
             .join(m.repositories, m.repositories.c.id == m.tags.c.repository_id)
             .where(m.repositories.c.name == repository)
-            .order_by(m.tags.c.name)
+            .order_by(name)
         )
         if after is not None:
-            query = query.where(m.tags.c.name > after)
+            query = query.where(name > after)
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:

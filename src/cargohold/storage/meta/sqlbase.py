@@ -69,6 +69,13 @@ class SqlBase:
         with self._engine.connect() as conn:
             yield conn
 
+    def _ascii(self, column: Any) -> Any:
+        """The column compared and sorted byte by byte (the spec's "ASCIIbetical" order).
+
+        SQLite compares bytes already; PostgreSQL follows the database's locale unless told.
+        """
+        return column if self._sqlite else column.collate("C")
+
     def _insert(self, table: Any) -> Any:
         dialect = sqlite if self._sqlite else postgresql
         return dialect.insert(table)
