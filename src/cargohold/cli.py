@@ -33,12 +33,26 @@ def serve(
         int | None,
         typer.Option(help="Worker processes, default: CPU count (env: CARGOHOLD_WORKERS)."),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata database, e.g. "
+            "postgresql+psycopg://user@host/db (env: CARGOHOLD_DATABASE_URL)."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve the registry's /v2 API (embedded default: SQLite and files under --data-dir)."""
     from cargohold.server import serve as run_server
 
-    settings = load(config, host=host, port=port, data_dir=data_dir, workers=workers)
+    settings = load(
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=workers,
+        database_url=database_url,
+    )
     from cargohold.setup import UnsafeStart
 
     try:
@@ -69,6 +83,59 @@ def show_config(
 ) -> None:
     """Print the effective configuration as JSON (what `serve` would use)."""
     typer.echo(load(config, data_dir=data_dir).model_dump_json(indent=2))
+
+
+db_app = typer.Typer(help="The metadata database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Apply the schema migrations (PostgreSQL: run once before starting the servers)."""
+    from cargohold.storage.meta import schema
+    from cargohold.storage.meta.sqlbase import create_sql_engine
+
+    settings = load(config, data_dir=data_dir)
+    engine = create_sql_engine(settings.resolved_database_url)
+    try:
+        before = schema.current_revision(engine)
+        schema.upgrade(engine)
+        after = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"the schema is current ({after})")
+    else:
+        typer.echo(f"upgraded the schema from {before or 'nothing'} to {after}")
+
+
+@db_app.command("status")
+def db_status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show the schema revision of the database and the one this cargohold needs."""
+    import json
+
+    from cargohold.storage.meta import schema
+    from cargohold.storage.meta.sqlbase import create_sql_engine
+
+    settings = load(config, data_dir=data_dir)
+    engine = create_sql_engine(settings.resolved_database_url)
+    try:
+        current = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = schema.head_revision()
+    if json_output:
+        typer.echo(json.dumps({"current": current, "head": head, "current_ok": current == head}))
+    else:
+        state = "current" if current == head else "OUTDATED: run `cargohold db upgrade`"
+        typer.echo(f"schema {current or 'none'} (needs {head}): {state}")
 
 
 register_admin_commands(app)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Engine
+
 from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import create_key
@@ -29,7 +31,10 @@ def prepare_storage(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_sql_engine(settings.resolved_database_url)
     try:
-        schema.upgrade(engine)
+        if engine.dialect.name == "sqlite":
+            schema.upgrade(engine)  # the embedded default migrates itself
+        else:
+            require_current_schema(engine)
         store = AuthStore(engine)
         users = store.user_count()
         if not users and settings.admin_user and settings.admin_password:
@@ -40,6 +45,16 @@ def prepare_storage(settings: Settings) -> int:
     if not any(settings.keys_dir.glob("*.pem")):
         create_key(settings.keys_dir)  # before the workers start, so they share one key
     return users
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Shared databases are migrated on purpose, once, so replicas never race a migration."""
+    current, head = schema.current_revision(engine), schema.head_revision()
+    if current != head:
+        raise UnsafeStart(
+            f"the database schema is at {current or 'nothing (empty database)'}, this "
+            f"cargohold needs {head}: run `cargohold db upgrade` once, then start the servers"
+        )
 
 
 def bootstrap_admin(store: AuthStore, name: str, password: str) -> None:
