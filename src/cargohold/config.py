@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         False,
         description="With no users, allow anonymous push on a non-loopback address too.",
     )
+    signing_keys_dir: Path | None = Field(
+        None,
+        description="Token signing keys (default data_dir/keys); share it between replicas.",
+    )
     token_ttl: int = Field(300, ge=60, le=86400, description="Bearer token lifetime (s).")
     token_service: str = Field("cargohold", min_length=1, description="Token audience.")
     admin_user: str | None = Field(
@@ -61,7 +65,7 @@ class Settings(BaseSettings):
 
     @property
     def keys_dir(self) -> Path:
-        return self.data_dir / "keys"
+        return self.signing_keys_dir or self.data_dir / "keys"
 
     @property
     def resolved_database_url(self) -> str:

@@ -109,3 +109,8 @@ def test_hostile_upload_ids_never_escape(blob_store: BlobStore) -> None:
         assert blob_store.upload_size(bad) is None
         with pytest.raises(FileNotFoundError):
             blob_store.open_upload(bad, 0)
+
+
+def test_check_passes_on_a_writable_store(blob_store: BlobStore) -> None:
+    blob_store.check()
+    assert set(blob_store.upload_ids()) == set()  # the probe leaves nothing behind

@@ -77,3 +77,15 @@ def test_invalid_names_are_name_invalid_under_access_control(tmp_path: Path) -> 
             assert body["errors"][0]["code"] == "NAME_INVALID"
     finally:
         server.stop()
+
+
+def test_readyz_reports_a_broken_blob_store(tmp_path: Path) -> None:
+    server = LiveRegistry(tmp_path / "data")
+    try:
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        (tmp_path / "data" / "uploads").rename(tmp_path / "moved-away")
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive, not ready
+    finally:
+        server.stop()

@@ -67,8 +67,9 @@ class Registry:
         return _page(shown, limit)
 
     def check_ready(self) -> None:
-        """Raise when a dependency cannot serve requests."""
+        """Raise when a dependency cannot serve requests: the database or the blob store."""
         self.meta.ping()
+        self.blob_store.check()
 
 
 def _page(items: list[str], limit: int | None) -> Page:

@@ -81,3 +81,6 @@ class BlobStore(Protocol):
 
     def upload_ids(self) -> Iterator[str]:
         """Every upload session that holds temporary data."""
+
+    def check(self) -> None:
+        """Raise when the store cannot take writes now (for readiness probes)."""

@@ -147,6 +147,11 @@ class FilesystemBlobStore:
         for path in self._uploads.iterdir():
             yield path.name
 
+    def check(self) -> None:
+        probe = self._uploads / f".ready-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
 
 def _read_file(path: Path, offset: int, length: int | None) -> Iterator[bytes]:
     # Opened eagerly so a missing file raises here, not on first iteration.
