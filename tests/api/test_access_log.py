@@ -12,7 +12,11 @@ from tests.conftest import LiveRegistry
 
 def test_access_log_line_per_request(registry: LiveRegistry, client: httpx.Client) -> None:
     marker = f"logcheck{uuid.uuid4().hex[:12]}"
-    assert client.get(f"/v2/{marker}/tags/list").status_code == 404
+    resp = client.get(f"/v2/{marker}/tags/list", headers={"X-Request-ID": f"req-{marker}"})
+    assert resp.status_code == 404
+    assert resp.headers["x-request-id"] == f"req-{marker}"
+    generated = client.get("/v2/").headers["x-request-id"]
+    assert len(generated) == 32 and generated != f"req-{marker}"
     deadline = time.monotonic() + 5
     entries: list[dict[str, object]] = []
     while not entries and time.monotonic() < deadline:
@@ -22,6 +26,7 @@ def test_access_log_line_per_request(registry: LiveRegistry, client: httpx.Clien
         time.sleep(0.05)
     assert len(entries) == 1
     entry = entries[0]
+    assert entry["id"] == f"req-{marker}"
     assert entry["method"] == "GET"
     assert entry["path"] == f"/v2/{marker}/tags/list"
     assert entry["status"] == 404
