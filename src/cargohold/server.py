@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import uvicorn
 
 from cargohold.config import Settings
 from cargohold.http.app import SETTINGS_ENV
+from cargohold.http.metrics import MULTIPROC_ENV
 from cargohold.setup import check_open_mode, prepare_storage
 
 log = logging.getLogger("cargohold")
@@ -19,6 +21,7 @@ def serve(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_open_mode(settings, prepare_storage(settings))
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    _prepare_metrics_dir(settings)
     log.info(
         "cargohold serving http://%s:%d with %d workers, data in %s",
         settings.host,
@@ -39,3 +42,13 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_keep_alive=30,
     )
+
+
+def _prepare_metrics_dir(settings: Settings) -> None:
+    """Worker processes share metric values through files; start each run from empty."""
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    folder = settings.data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder)

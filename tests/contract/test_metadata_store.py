@@ -122,7 +122,9 @@ def test_referrers_by_subject_and_artifact_type(meta_store: MetadataStore) -> No
 
 def test_upload_sessions(meta_store: MetadataStore) -> None:
     record = UploadRecord("id-1", "r", "sha256", datetime.now(UTC))
+    assert meta_store.count_uploads() == 0
     meta_store.create_upload(record)
+    assert meta_store.count_uploads() == 1
     found = meta_store.get_upload("id-1")
     assert found is not None and found.repository == "r" and found.algorithm == "sha256"
     assert meta_store.delete_upload("id-1") is True

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
@@ -32,6 +32,7 @@ from cargohold.http.errors import (
     registry_error_handler,
     unexpected_error_handler,
 )
+from cargohold.http.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from cargohold.http.middleware import AccessLogMiddleware
 from cargohold.http.routes import token_routes, v2_routes
 from cargohold.storage.blobs import FilesystemBlobStore
@@ -64,7 +65,20 @@ def create_app(settings: Settings) -> Starlette:
         audit.close()
         engine.dispose()
 
-    middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
+    metrics = Metrics()
+
+    def scrape_gauges() -> dict[str, float]:
+        pool = engine.pool
+        return {
+            "cargohold_uploads_in_progress": meta.count_uploads(),
+            "cargohold_db_pool_checked_out": pool.checkedout()
+            if hasattr(pool, "checkedout")
+            else 0,
+        }
+
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if settings.access_log:
+        middleware.append(Middleware(AccessLogMiddleware))
     middleware.append(
         Middleware(
             AccessMiddleware,
@@ -81,7 +95,12 @@ def create_app(settings: Settings) -> Starlette:
         auth_store, authenticator, policy, audit=audit, failed_logins=failed_logins
     )
     app = Starlette(
-        routes=[*v2_routes(), *token_routes(), Mount("/api", app=admin_api)],
+        routes=[
+            *v2_routes(),
+            *token_routes(),
+            Route("/metrics", metrics_endpoint(metrics, scrape_gauges), methods=["GET"]),
+            Mount("/api", app=admin_api),
+        ],
         middleware=middleware,
         exception_handlers={
             RegistryError: registry_error_handler,

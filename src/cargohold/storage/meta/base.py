@@ -104,6 +104,9 @@ class MetadataStore(Protocol):
 
     def delete_upload(self, upload_id: str) -> bool: ...
 
+    def count_uploads(self) -> int:
+        """Upload sessions in progress (for metrics)."""
+
     # -- health
     def ping(self) -> None:
         """Raise when the store cannot answer a query."""

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import ManifestBlobUnknown
@@ -336,6 +336,10 @@ class SqlMetadataStore(SqlBase):
         with self._write() as conn:
             result = conn.execute(delete(m.uploads).where(m.uploads.c.id == upload_id))
             return bool(result.rowcount)
+
+    def count_uploads(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(m.uploads)).scalar_one())
 
     def ping(self) -> None:
         with self._read() as conn:

@@ -1,0 +1,145 @@
+"""Prometheus metrics at /metrics: requests by route and status, latency, bytes in and out.
+
+With several worker processes the values live in files under PROMETHEUS_MULTIPROC_DIR
+(set by `serve` before the workers start), and a scrape of any worker sums them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Route labels are a fixed set, never raw paths: repository names must not explode them.
+_ROUTES = [
+    (re.compile(r"^/v2/?$"), "v2_base"),
+    (re.compile(r"^/v2/_catalog$"), "catalog"),
+    (re.compile(r"^/v2/.+/blobs/uploads/"), "blob_upload"),
+    (re.compile(r"^/v2/.+/blobs/[^/]+$"), "blob"),
+    (re.compile(r"^/v2/.+/manifests/[^/]+$"), "manifest"),
+    (re.compile(r"^/v2/.+/tags/list$"), "tags"),
+    (re.compile(r"^/v2/.+/referrers/[^/]+$"), "referrers"),
+    (re.compile(r"^/token$"), "token"),
+    (re.compile(r"^/api/"), "admin_api"),
+    (re.compile(r"^/(healthz|readyz|metrics)$"), "probe"),
+]
+
+
+def route_label(path: str) -> str:
+    for pattern, label in _ROUTES:
+        if pattern.match(path):
+            return label
+    return "other"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["method", "route", "status"]
+        self.requests = Counter(
+            "cargohold_http_requests", "HTTP requests", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "cargohold_http_request_duration_seconds",
+            "Time to answer a request, to the end of the body",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+            registry=self.registry,
+        )
+        self.bytes_out = Counter(
+            "cargohold_http_sent_bytes", "Response body bytes", ["route"], registry=self.registry
+        )
+        self.bytes_in = Counter(
+            "cargohold_http_received_bytes",
+            "Request body bytes",
+            ["route"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "cargohold_http_requests_in_flight",
+            "Requests being answered",
+            ["route"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+
+    def render(self, extra: dict[str, float]) -> bytes:
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        lines = [generate_latest(registry)]
+        for name, value in extra.items():
+            lines.append(f"# TYPE {name} gauge\n{name} {value}\n".encode())
+        return b"".join(lines)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = route_label(scope["path"])
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        gauge = self.metrics.in_flight.labels(route)
+        gauge.inc()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            gauge.dec()
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status or 500)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            if sent:
+                self.metrics.bytes_out.labels(route).inc(sent)
+            if received:
+                self.metrics.bytes_in.labels(route).inc(received)
+
+
+def metrics_endpoint(
+    metrics: Metrics, gauges: Callable[[], dict[str, float]]
+) -> Callable[[Request], Response]:
+    def endpoint(request: Request) -> Response:  # a plain def: Starlette runs it in a thread
+        return Response(metrics.render(gauges()), media_type=CONTENT_TYPE_LATEST)
+
+    return endpoint
