@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata database (default: SQLite in data_dir)."
     )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:6379/0 shares rate limits between replicas (unset: per process).",
+    )
+    redis_prefix: str = Field(
+        "cargohold", min_length=1, description="Key prefix, so registries can share a Redis."
+    )
     workers: int = Field(default_factory=_default_workers, ge=1, le=64)
     max_manifest_size: int = Field(4 * 1024 * 1024, ge=1024, description="Bytes; larger is 413.")
     anonymous_pull: bool = Field(True, description="Anyone may pull public repositories.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,20 @@ class RateLimiter:
         else:
             reset = math.ceil((1.0 - tokens) / self._rate)  # until the next request fits
         return Budget(allowed, self.limit, int(tokens), max(reset, 1 if not allowed else 0))
+
+
+class RequestLimiter(Protocol):
+    limit: int
+
+    def take(self, key: str) -> Budget: ...
+
+
+class LoginLimits(Protocol):
+    def blocked_for(self, key: str) -> int: ...
+
+    def failed(self, key: str) -> None: ...
+
+    def succeeded(self, key: str) -> None: ...
 
 
 def login_key(address: str | None, username: str) -> str:

@@ -47,9 +47,7 @@ class AccessPolicy:
         return self._cache.get("enforced", lambda: self._store.user_count() > 0)
 
     def allowed(self, principal: Principal, repository: str) -> frozenset[str]:
-        return self._cache.get(
-            (principal, repository), lambda: self._decide(principal, repository)
-        )
+        return self._cache.get((principal, repository), lambda: self._decide(principal, repository))
 
     def _decide(self, principal: Principal, repository: str) -> frozenset[str]:
         if principal.is_admin:

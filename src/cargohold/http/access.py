@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
-from cargohold.auth.limits import Budget, FailedLogins, RateLimiter, login_key
+from cargohold.auth.limits import Budget, LoginLimits, RequestLimiter, login_key
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
@@ -79,8 +79,8 @@ class AccessMiddleware:
         authenticator: Authenticator,
         tokens: TokenService,
         audit: AuditLog,
-        failed_logins: FailedLogins,
-        rate_limiter: RateLimiter | None,
+        failed_logins: LoginLimits,
+        rate_limiter: RequestLimiter | None,
     ) -> None:
         self.app = app
         self.policy = policy
@@ -102,7 +102,7 @@ class AccessMiddleware:
                 return
         if self.rate_limiter is not None:
             key = access.principal.name or f"address:{address_of(scope)}"
-            budget = self.rate_limiter.take(key)
+            budget = await run_in_threadpool(self.rate_limiter.take, key)
             if not budget.allowed:
                 await self._reject(
                     scope,
@@ -127,7 +127,7 @@ class AccessMiddleware:
         # Only passwords can be guessed; a bad bearer token is simply rejected.
         attempt = login_key(address, claimed_user(header)) if _is_basic(header) else None
         if attempt is not None:
-            wait = self.failed_logins.blocked_for(attempt)
+            wait = await run_in_threadpool(self.failed_logins.blocked_for, attempt)
             if wait:
                 await self._reject(
                     scope,
@@ -141,7 +141,7 @@ class AccessMiddleware:
         principal, claims, bad_credentials = await self._authenticate(header, scope["path"])
         if bad_credentials:
             if attempt is not None:
-                self.failed_logins.failed(attempt)
+                await run_in_threadpool(self.failed_logins.failed, attempt)
             self.audit.record(
                 AuditEvent(
                     actor=claimed_user(header),

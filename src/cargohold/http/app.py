@@ -16,7 +16,8 @@ from starlette.routing import Mount, Route
 
 from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
-from cargohold.auth.limits import FailedLogins, RateLimiter
+from cargohold.auth.limits import FailedLogins, LoginLimits, RateLimiter, RequestLimiter
+from cargohold.auth.limits_redis import RedisFailedLogins, RedisRateLimiter, redis_client
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import TokenService
@@ -43,6 +44,27 @@ from cargohold.storage.meta.sqlbase import create_sql_engine
 SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"
 
 
+def build_limits(settings: Settings) -> tuple[LoginLimits, RequestLimiter | None]:
+    """Abuse limits: shared through Redis when configured, else per worker process."""
+    if settings.redis_url:
+        client = redis_client(settings.redis_url)
+        limiter: RequestLimiter | None = (
+            RedisRateLimiter(client, settings.rate_limit_per_minute, settings.redis_prefix)
+            if settings.rate_limit_per_minute
+            else None
+        )
+        logins = RedisFailedLogins(
+            client, settings.failed_login_limit, prefix=settings.redis_prefix
+        )
+        return logins, limiter
+    local = (
+        RateLimiter(settings.rate_limit_per_minute, share=settings.workers)
+        if settings.rate_limit_per_minute
+        else None
+    )
+    return FailedLogins(settings.failed_login_limit), local
+
+
 def create_app(settings: Settings) -> Starlette:
     engine = create_sql_engine(settings.resolved_database_url)
     meta = SqlMetadataStore(engine)
@@ -52,12 +74,7 @@ def create_app(settings: Settings) -> Starlette:
     authenticator = Authenticator(auth_store)
     tokens = TokenService(settings.keys_dir, settings.token_service, settings.token_ttl)
     audit = AuditLog(AuditStore(engine))
-    failed_logins = FailedLogins(settings.failed_login_limit)
-    rate_limiter = (
-        RateLimiter(settings.rate_limit_per_minute, share=settings.workers)
-        if settings.rate_limit_per_minute
-        else None
-    )
+    failed_logins, rate_limiter = build_limits(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

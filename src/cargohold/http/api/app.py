@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from cargohold import __version__
 from cargohold.auth.audit import AuditLog
 from cargohold.auth.authenticate import Authenticator
-from cargohold.auth.limits import FailedLogins
+from cargohold.auth.limits import LoginLimits
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.http.api import audit as audit_routes
@@ -45,7 +45,7 @@ def create_admin_api(
     policy: AccessPolicy,
     *,
     audit: AuditLog | None = None,
-    failed_logins: FailedLogins | None = None,
+    failed_logins: LoginLimits | None = None,
 ) -> FastAPI:
     """The admin API app; its routes are /v1/..., the registry mounts it under /api.
 

@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 
 from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
-from cargohold.auth.limits import FailedLogins, login_key
+from cargohold.auth.limits import LoginLimits, login_key
 from cargohold.auth.principal import Principal
 from cargohold.auth.roles import Role
 from cargohold.auth.store import AuthStore, NamespaceRecord
@@ -79,7 +79,7 @@ def current_principal(
     if credentials is None:
         raise unauthorized()
     # The same pause after repeated failures as /v2, so the API is no way round it.
-    failed_logins: FailedLogins | None = request.app.state.failed_logins
+    failed_logins: LoginLimits | None = request.app.state.failed_logins
     address = address_of(request)
     attempt = login_key(address, credentials.username[:255])
     if failed_logins is not None:

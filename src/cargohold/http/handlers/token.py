@@ -22,8 +22,10 @@ def _login_key(request: Request, username: str) -> str:
     return login_key(request.client.host if request.client else None, username)
 
 
-def _too_many_failures(request: Request, username: str) -> Response | None:
-    wait = request.app.state.failed_logins.blocked_for(_login_key(request, username))
+async def _too_many_failures(request: Request, username: str) -> Response | None:
+    wait = await run_in_threadpool(
+        request.app.state.failed_logins.blocked_for, _login_key(request, username)
+    )
     if not wait:
         return None
     return error_response(
@@ -36,7 +38,7 @@ def _too_many_failures(request: Request, username: str) -> Response | None:
 
 async def get_token(request: Request) -> Response:
     header = request.headers.get("authorization")
-    if header is not None and (blocked := _too_many_failures(request, claimed_user(header))):
+    if header is not None and (blocked := await _too_many_failures(request, claimed_user(header))):
         return blocked
     principal: Principal | None = ANONYMOUS
     if header is not None:
@@ -53,7 +55,7 @@ async def get_token(request: Request) -> Response:
 async def post_token(request: Request) -> Response:
     form = await request.form()
     claimed = str(form.get("username", "")) or "anonymous"
-    if blocked := _too_many_failures(request, claimed):
+    if blocked := await _too_many_failures(request, claimed):
         return blocked
     grant_type = str(form.get("grant_type", ""))
     principal: Principal | None
@@ -95,7 +97,7 @@ async def _respond(
     failed_logins = request.app.state.failed_logins
     address = request.client.host if request.client else None
     if principal is None:
-        failed_logins.failed(login_key(address, claimed))
+        await run_in_threadpool(failed_logins.failed, login_key(address, claimed))
         audit.record(
             AuditEvent(
                 actor=claimed,

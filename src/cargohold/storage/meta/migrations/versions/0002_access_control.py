@@ -119,7 +119,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "access_tokens", "robots", "grants", "team_members", "teams",
-        "repository_visibility", "namespaces", "users",
+        "access_tokens",
+        "robots",
+        "grants",
+        "team_members",
+        "teams",
+        "repository_visibility",
+        "namespaces",
+        "users",
     ):
         op.drop_table(table)
