@@ -78,10 +78,18 @@ def version(
 
 @app.command("config")
 def show_config(
+    reference: Annotated[
+        bool, typer.Option("--reference", help="Print the reference of every setting (Markdown).")
+    ] = False,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the effective configuration as JSON (what `serve` would use)."""
+    if reference:
+        from cargohold.config import reference_markdown
+
+        typer.echo(reference_markdown(), nl=False)
+        return
     typer.echo(load(config, data_dir=data_dir).model_dump_json(indent=2))
 
 

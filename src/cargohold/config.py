@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         "cargohold", min_length=1, description="Key prefix, so registries can share a Redis."
     )
-    workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    workers: int = Field(
+        default_factory=_default_workers, ge=1, le=64, description="Worker processes (CPUs)."
+    )
     max_manifest_size: int = Field(4 * 1024 * 1024, ge=1024, description="Bytes; larger is 413.")
     anonymous_pull: bool = Field(True, description="Anyone may pull public repositories.")
     open_registry: bool = Field(
@@ -62,8 +64,10 @@ class Settings(BaseSettings):
     failed_login_limit: int = Field(
         10, ge=0, description="Failed logins per address in 5 minutes before a pause (0: off)."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written."
+    )
+    access_log: bool = Field(True, description="One JSON line per request, with its ID.")
 
     @field_validator("data_dir")
     @classmethod
@@ -109,6 +113,30 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
+
+
+def reference_markdown() -> str:
+    """The configuration reference, generated from the typed settings above."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `cargohold.config.Settings` by `cargohold config --reference`;",
+        "a test keeps this file in step with the code. Each setting can be a YAML key in the",
+        "file given by `--config`, or an environment variable; flags of `serve` win over both.",
+        "",
+        "| setting | environment | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "number of CPUs, at least 2" if name == "workers" else "computed"
+        elif field.default is None:
+            default = "unset"
+        else:
+            default = f"`{field.default}`"
+        env = f"`CARGOHOLD_{name.upper()}`"
+        lines.append(f"| `{name}` | {env} | {default} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -43,3 +43,14 @@ def test_bad_values_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_settings()
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "missing.yaml")
+
+
+def test_configuration_reference_is_current() -> None:
+    from cargohold.config import Settings, reference_markdown
+
+    document = Path(__file__).parents[2] / "docs" / "configuration.md"
+    assert document.read_text() == reference_markdown(), (
+        "docs/configuration.md is stale: run `cargohold config --reference > docs/configuration.md`"
+    )
+    for name in Settings.model_fields:
+        assert f"`CARGOHOLD_{name.upper()}`" in document.read_text()
