@@ -8,17 +8,29 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import scratch_postgres_database
+from tests.contract.s3_server import moto_server, scratch_s3_store
 
 from cargohold.storage.blobs import BlobStore, FilesystemBlobStore
 from cargohold.storage.meta import MetadataStore, SqlMetadataStore, schema
 from cargohold.storage.meta.sql import create_sql_engine
 
 
-@pytest.fixture(params=["filesystem"])
-def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 on 127.0.0.1, started once per test session, only when a test asks."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     if request.param == "filesystem":
-        return FilesystemBlobStore(tmp_path / "blobs")
-    raise AssertionError(request.param)
+        yield FilesystemBlobStore(tmp_path / "blobs")
+    elif request.param == "s3":
+        with scratch_s3_store(request.getfixturevalue("s3_endpoint")) as store:
+            yield store
+    else:
+        raise AssertionError(request.param)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
