@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata database (default: SQLite in data_dir)."
     )
+    storage_url: str | None = Field(
+        None,
+        description="Blob storage: file:///path, or s3://bucket/prefix?endpoint=URL&region=R "
+        "with AWS_* credentials (default: data_dir).",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:6379/0 shares rate limits between replicas (unset: per process).",
@@ -68,6 +73,13 @@ class Settings(BaseSettings):
         "info", description="Least severe log level written."
     )
     access_log: bool = Field(True, description="One JSON line per request, with its ID.")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("storage_url must start with file:// or s3://")
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -36,7 +36,7 @@ from cargohold.http.errors import (
 from cargohold.http.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from cargohold.http.middleware import AccessLogMiddleware
 from cargohold.http.routes import token_routes, v2_routes
-from cargohold.storage.blobs import FilesystemBlobStore
+from cargohold.storage.blobs import open_blob_store
 from cargohold.storage.meta import SqlMetadataStore
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
@@ -68,7 +68,8 @@ def build_limits(settings: Settings) -> tuple[LoginLimits, RequestLimiter | None
 def create_app(settings: Settings) -> Starlette:
     engine = create_sql_engine(settings.resolved_database_url)
     meta = SqlMetadataStore(engine)
-    registry = Registry(FilesystemBlobStore(settings.data_dir), meta, settings.max_manifest_size)
+    blobs = open_blob_store(settings.storage_url, settings.data_dir)
+    registry = Registry(blobs, meta, settings.max_manifest_size)
     auth_store = AuthStore(engine)
     policy = AccessPolicy(auth_store, settings.anonymous_pull)
     authenticator = Authenticator(auth_store)

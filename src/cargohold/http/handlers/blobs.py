@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
@@ -49,10 +50,53 @@ async def get_blob(request: Request) -> Response:
         return BlobFileResponse(
             blob.path, stat_result=stat, headers=headers, media_type="application/octet-stream"
         )
-    headers["Content-Length"] = str(blob.size)
+    headers["Accept-Ranges"] = "bytes"
     if request.method == "HEAD":
+        headers["Content-Length"] = str(blob.size)
         return Response(headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(blob.stream(), headers=headers, media_type="application/octet-stream")
+    wanted = _single_range(request.headers.get("range"), blob.size)
+    if wanted == "unsatisfiable":
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{blob.size}"})
+    if wanted is None:
+        headers["Content-Length"] = str(blob.size)
+        stream = await run_in_threadpool(blob.stream)
+        return StreamingResponse(stream, headers=headers, media_type="application/octet-stream")
+    start, end = wanted
+    headers["Content-Length"] = str(end - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    stream = await run_in_threadpool(blob.stream, start, end - start + 1)
+    return StreamingResponse(
+        stream, status_code=206, headers=headers, media_type="application/octet-stream"
+    )
+
+
+_BYTES_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _single_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(start, end) inclusive for one satisfiable byte range; None serves the whole blob.
+
+    Only single ranges are honoured when streaming from remote storage; an unknown unit or
+    a multi-range request gets the whole blob, which RFC 9110 allows.
+    """
+    if header is None:
+        return None
+    match = _BYTES_RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return "unsatisfiable"
+    return start, end
 
 
 async def delete_blob(request: Request) -> Response:
