@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -106,12 +106,45 @@ class LiveRegistry:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegistry]:
-    """One live server shared by the HTTP and end-to-end tests of a session."""
-    server = LiveRegistry(tmp_path_factory.mktemp("registry") / "data")
-    yield server
-    server.stop()
+def _scaleout_registry(stack: ExitStack, data_dir: Path) -> LiveRegistry:
+    """A server on PostgreSQL, S3 (moto) and Redis, as replicas in production would run."""
+    from tests.contract.s3_server import REGION, moto_server, scratch_bucket
+
+    database_url = stack.enter_context(scratch_postgres_database())
+    endpoint = stack.enter_context(moto_server())
+    _client, bucket = stack.enter_context(scratch_bucket(endpoint))
+    env = {
+        "CARGOHOLD_DATABASE_URL": database_url,
+        "CARGOHOLD_STORAGE_URL": f"s3://{bucket}/registry?endpoint={endpoint}&region={REGION}",
+        "CARGOHOLD_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CARGOHOLD_REDIS_PREFIX": f"test-{uuid.uuid4().hex}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "cargohold", "db", "upgrade"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return LiveRegistry(data_dir, env)
+
+
+@pytest.fixture(scope="session", params=["embedded", "scaleout"])
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveRegistry]:
+    """One live server per setup, shared by the HTTP and end-to-end tests of a session:
+    the embedded default (SQLite + files) and scale-out (PostgreSQL + S3 + Redis)."""
+    data_dir = tmp_path_factory.mktemp(f"registry-{request.param}") / "data"
+    with ExitStack() as stack:
+        if request.param == "embedded":
+            server = LiveRegistry(data_dir)
+        else:
+            server = _scaleout_registry(stack, data_dir)
+        yield server
+        server.stop()
 
 
 @pytest.fixture
