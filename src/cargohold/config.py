@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         description="Blob storage: file:///path, or s3://bucket/prefix?endpoint=URL&region=R "
         "with AWS_* credentials (default: data_dir).",
     )
+    storage_redirect: bool = Field(
+        False,
+        description="Send blob GETs to presigned storage URLs (S3) instead of streaming them.",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:6379/0 shares rate limits between replicas (unset: per process).",

@@ -114,3 +114,15 @@ def test_hostile_upload_ids_never_escape(blob_store: BlobStore) -> None:
 def test_check_passes_on_a_writable_store(blob_store: BlobStore) -> None:
     blob_store.check()
     assert set(blob_store.upload_ids()) == set()  # the probe leaves nothing behind
+
+
+def test_redirect_url_is_none_or_serves_the_blob(blob_store: BlobStore) -> None:
+    import httpx
+
+    data = b"redirect me"
+    digest = digest_of(data)
+    upload(blob_store, "redir", data)
+    blob_store.commit_upload("redir", digest)
+    url = blob_store.redirect_url(digest)
+    if url is not None:  # backends that can hand out direct URLs must hand out working ones
+        assert httpx.get(url).content == data

@@ -174,3 +174,33 @@ def test_token_from_one_replica_works_on_another(
         f"{c.url}/v2/three/app/tags/list", headers={"Authorization": f"Bearer {token}"}
     )
     assert resp.status_code == 200, resp.text  # C verifies A's token: the keys are shared
+
+
+def test_redirect_to_presigned_storage_urls(
+    shared: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = {
+        **shared,
+        "CARGOHOLD_STORAGE_REDIRECT": "true",
+        "CARGOHOLD_ADMIN_USER": "root",
+        "CARGOHOLD_ADMIN_PASSWORD": "replica-root-pw",
+    }
+    server = LiveRegistry(tmp_path_factory.mktemp("redirecting") / "data", env)
+    try:
+        auth = ("root", "replica-root-pw")
+        data = os.urandom(50_000)
+        pushed = httpx.post(
+            f"{server.url}/v2/three/redir/blobs/uploads/",
+            params={"digest": digest_of(data)},
+            content=data,
+            auth=auth,
+        )
+        assert pushed.status_code == 201, pushed.text
+        url = f"{server.url}/v2/three/redir/blobs/{digest_of(data)}"
+        moved = httpx.get(url, auth=auth)
+        assert moved.status_code == 307
+        assert moved.headers["docker-content-digest"] == digest_of(data)
+        assert httpx.get(moved.headers["location"]).content == data  # no credentials needed
+        assert httpx.head(url, auth=auth).status_code == 200  # HEAD is answered directly
+    finally:
+        server.stop()

@@ -51,6 +51,11 @@ async def get_blob(request: Request) -> Response:
             blob.path, stat_result=stat, headers=headers, media_type="application/octet-stream"
         )
     headers["Accept-Ranges"] = "bytes"
+    if request.method == "GET" and request.app.state.settings.storage_redirect:
+        url = await run_in_threadpool(blob.store.redirect_url, blob.digest)
+        if url is not None:
+            # The spec lets registries redirect; clients follow, without our credentials.
+            return Response(status_code=307, headers={**headers, "Location": url})
     if request.method == "HEAD":
         headers["Content-Length"] = str(blob.size)
         return Response(headers=headers, media_type="application/octet-stream")

@@ -44,6 +44,9 @@ class BlobStore(Protocol):
         The path is only valid while the blob exists; callers must tolerate it vanishing.
         """
 
+    def redirect_url(self, digest: str, expires: int = 300) -> str | None:
+        """A URL where clients may fetch the blob directly (presigned), or None."""
+
     def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream a committed blob's bytes from `offset`; FileNotFoundError if absent."""
 

@@ -87,6 +87,9 @@ class FilesystemBlobStore:
     def local_path(self, digest: str) -> Path | None:
         return self._blob_path(digest)
 
+    def redirect_url(self, digest: str, expires: int = 300) -> str | None:
+        return None  # files are served by the registry itself
+
     def read(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         return _read_file(self._blob_path(digest), offset, length)
 
