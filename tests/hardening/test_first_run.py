@@ -80,7 +80,8 @@ def test_invalid_names_are_name_invalid_under_access_control(tmp_path: Path) -> 
 
 
 def test_readyz_reports_a_broken_blob_store(tmp_path: Path) -> None:
-    server = LiveRegistry(tmp_path / "data")
+    # One worker: a second one still starting up would create the folder again.
+    server = LiveRegistry(tmp_path / "data", {"CARGOHOLD_TEST_WORKERS": "1"})
     try:
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         (tmp_path / "data" / "uploads").rename(tmp_path / "moved-away")
