@@ -106,8 +106,11 @@ class LiveRegistry:
         self._log.close()
 
 
-def _scaleout_registry(stack: ExitStack, data_dir: Path) -> LiveRegistry:
-    """A server on PostgreSQL, S3 (moto) and Redis, as replicas in production would run."""
+def scaleout_environment(stack: ExitStack) -> dict[str, str]:
+    """Settings for servers on PostgreSQL, S3 (moto) and Redis, with the schema migrated.
+
+    Every resource is new (database, bucket, Redis key prefix) and lives as long as `stack`.
+    """
     from tests.contract.s3_server import REGION, moto_server, scratch_bucket
 
     database_url = stack.enter_context(scratch_postgres_database())
@@ -128,7 +131,7 @@ def _scaleout_registry(stack: ExitStack, data_dir: Path) -> LiveRegistry:
         capture_output=True,
         timeout=120,
     )
-    return LiveRegistry(data_dir, env)
+    return env
 
 
 @pytest.fixture(scope="session", params=["embedded", "scaleout"])
@@ -142,7 +145,7 @@ def registry(
         if request.param == "embedded":
             server = LiveRegistry(data_dir)
         else:
-            server = _scaleout_registry(stack, data_dir)
+            server = LiveRegistry(data_dir, scaleout_environment(stack))
         yield server
         server.stop()
 

@@ -8,14 +8,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
 import pytest
-from tests.conftest import LiveRegistry, scratch_postgres_database
-from tests.contract.s3_server import REGION, moto_server, scratch_bucket
+from tests.conftest import LiveRegistry, scaleout_environment
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -23,26 +21,11 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     with ExitStack() as stack:
-        database_url = stack.enter_context(scratch_postgres_database())
-        endpoint = stack.enter_context(moto_server())
-        _client, bucket = stack.enter_context(scratch_bucket(endpoint))
         env = {
-            "CARGOHOLD_DATABASE_URL": database_url,
-            "CARGOHOLD_STORAGE_URL": f"s3://{bucket}/r?endpoint={endpoint}&region={REGION}",
-            "CARGOHOLD_REDIS_URL": "redis://127.0.0.1:6379/0",
-            "CARGOHOLD_REDIS_PREFIX": f"test-{uuid.uuid4().hex}",
+            **scaleout_environment(stack),
             "CARGOHOLD_SIGNING_KEYS_DIR": str(tmp_path_factory.mktemp("keys")),
             "CARGOHOLD_TEST_WORKERS": "1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
         }
-        subprocess.run(
-            [sys.executable, "-m", "cargohold", "db", "upgrade"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
         yield env
 
 
