@@ -26,4 +26,4 @@ def test_unknown_user_costs_a_full_verification() -> None:
     assert not verify_password(stored, "a-wrong-password")
     assert not verify_password(None, "the-right-password")
     # Same argon2 work either way: no answer is measurably faster for a missing user.
-    assert missing > wrong * 0.5
+    assert missing > wrong * 0.3  # skipping the work would make this ~1000x smaller
