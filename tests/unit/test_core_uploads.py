@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from cargohold.core import Registry
-from cargohold.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from cargohold.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
 from cargohold.storage.blobs import FilesystemBlobStore
 from cargohold.storage.meta import SqlMetadataStore, schema
 from cargohold.storage.meta.sql import create_sql_engine
@@ -142,3 +148,19 @@ def test_finish_refuses_while_another_request_appends(
         assert await one.uploads.finish("r", status.upload_id, sha256(data)) == sha256(data)
 
     asyncio.run(scenario())
+
+
+def test_blob_lost_by_storage_reads_as_unknown(workers: tuple[Registry, Registry]) -> None:
+    one, _ = workers
+    data = b"soon lost"
+
+    async def scenario() -> str:
+        status = one.uploads.start("r")
+        return await one.uploads.finish("r", status.upload_id, sha256(data), stream(data))
+
+    digest = asyncio.run(scenario())
+    blob = one.blobs.get("r", digest)
+    assert b"".join(blob.stream()) == data
+    one.blob_store.delete(digest)  # storage lost it; the metadata still says it is there
+    with pytest.raises(BlobUnknown):
+        one.blobs.get("r", digest).stream()

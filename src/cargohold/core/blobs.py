@@ -26,7 +26,12 @@ class BlobContent:
     store: BlobStore
 
     def stream(self, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return self.store.read(self.digest, offset, length)
+        """The bytes; BlobUnknown if storage lost a blob the metadata still records."""
+        try:
+            return self.store.read(self.digest, offset, length)
+        except FileNotFoundError:
+            log.error("blob %s is recorded but missing from storage", self.digest)
+            raise BlobUnknown(f"blob {self.digest} is no longer stored") from None
 
 
 class BlobService:
@@ -40,11 +45,10 @@ class BlobService:
         size = self._meta.blob_size(repository, digest)
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}")
-        path = self._blobs.local_path(digest)
-        if path is None and self._blobs.stat(digest) is None:
-            log.error("blob %s is recorded for %s but missing from storage", digest, repository)
-            raise BlobUnknown(f"blob {digest} is not in repository {repository}")
-        return BlobContent(digest, size, path, self._blobs)
+        # No storage round trip here: the metadata says the blob is there, and a read of a
+        # blob that storage lost fails in stream() (see BlobContent), where the HTTP layer
+        # answers BLOB_UNKNOWN.
+        return BlobContent(digest, size, self._blobs.local_path(digest), self._blobs)
 
     def delete(self, repository: str, digest: str) -> None:
         """Hide a blob from one repository; garbage collection reclaims the bytes."""

@@ -32,7 +32,11 @@ async def catalog(request: Request) -> Response:
     limit, last = pagination(request)
     access = access_of(request)
     page = await run_in_threadpool(
-        registry_of(request).list_repositories, limit, last, access.may_list
+        registry_of(request).list_repositories,
+        limit,
+        last,
+        # An open registry shows everything: no per-repository decision to make.
+        access.may_list if access.policy is not None else None,
     )
     headers = {}
     if page.more:
