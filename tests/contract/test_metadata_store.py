@@ -32,7 +32,6 @@ def test_blob_visibility_is_per_repository(meta_store: MetadataStore) -> None:
     meta_store.link_blob("a/one", dg("x"), 10)
     assert meta_store.blob_size("a/one", dg("x")) == 10
     assert meta_store.blob_size("a/two", dg("x")) is None
-    assert meta_store.find_blob_size(dg("x")) == 10
     assert meta_store.blob_sizes("a/one", [dg("x"), dg("y")]) == {dg("x"): 10}
     assert meta_store.repository_exists("a/one")
     assert not meta_store.repository_exists("a/two")

@@ -33,8 +33,8 @@ from cargohold.http.errors import (
     registry_error_handler,
     unexpected_error_handler,
 )
-from cargohold.http.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from cargohold.http.middleware import AccessLogMiddleware
+from cargohold.http.metrics import Metrics, metrics_endpoint
+from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import token_routes, v2_routes
 from cargohold.storage.blobs import open_blob_store
 from cargohold.storage.meta import SqlMetadataStore
@@ -94,9 +94,9 @@ def create_app(settings: Settings) -> Starlette:
             else 0,
         }
 
-    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
-    if settings.access_log:
-        middleware.append(Middleware(AccessLogMiddleware))
+    middleware = [
+        Middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.access_log)
+    ]
     middleware.append(
         Middleware(
             AccessMiddleware,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -22,7 +21,6 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -79,6 +77,17 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, sent: int, received: int
+    ) -> None:
+        """Account for one finished request."""
+        self.requests.labels(method, route, str(status or 500)).inc()
+        self.latency.labels(method, route).observe(seconds)
+        if sent:
+            self.bytes_out.labels(route).inc(sent)
+        if received:
+            self.bytes_in.labels(route).inc(received)
+
     def render(self, extra: dict[str, float]) -> bytes:
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
@@ -89,51 +98,6 @@ class Metrics:
         for name, value in extra.items():
             lines.append(f"# TYPE {name} gauge\n{name} {value}\n".encode())
         return b"".join(lines)
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        route = route_label(scope["path"])
-        started = time.perf_counter()
-        status = 0
-        sent = 0
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-            return message
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        gauge = self.metrics.in_flight.labels(route)
-        gauge.inc()
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            gauge.dec()
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status or 500)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-            if sent:
-                self.metrics.bytes_out.labels(route).inc(sent)
-            if received:
-                self.metrics.bytes_in.labels(route).inc(received)
 
 
 def metrics_endpoint(

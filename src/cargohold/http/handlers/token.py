@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cargohold.auth.audit import AuditEvent
+from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import login_key
 from cargohold.auth.principal import ANONYMOUS, Principal
 from cargohold.auth.tokens import Access, InvalidToken
@@ -73,8 +74,9 @@ async def post_token(request: Request) -> Response:
     return await _respond(request, principal, scopes, offline, claimed[:255])
 
 
-def _auth(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.authenticator
+def _auth(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
 
 
 def _from_refresh_token(request: Request, token: str) -> Principal | None:

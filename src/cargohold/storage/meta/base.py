@@ -59,9 +59,6 @@ class MetadataStore(Protocol):
     def blob_sizes(self, repository: str, digests: Iterable[str]) -> dict[str, int]:
         """Sizes of those of `digests` visible in `repository`."""
 
-    def find_blob_size(self, digest: str) -> int | None:
-        """Size of a blob stored for any repository, or None."""
-
     def unlink_blob(self, repository: str, digest: str) -> bool:
         """Hide a blob from `repository`; False when it was not visible there."""
 

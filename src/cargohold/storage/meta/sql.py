@@ -121,11 +121,6 @@ class SqlMetadataStore(SqlBase):
         with self._read() as conn:
             return {row.digest: int(row.size) for row in conn.execute(query)}
 
-    def find_blob_size(self, digest: str) -> int | None:
-        with self._read() as conn:
-            value = conn.execute(select(m.blobs.c.size).where(m.blobs.c.digest == digest)).scalar()
-        return None if value is None else int(value)
-
     def unlink_blob(self, repository: str, digest: str) -> bool:
         table = m.repository_blobs
         return self._delete_in_repository(repository, table, table.c.digest == digest)
