@@ -39,9 +39,24 @@ class Settings(BaseSettings):
         False,
         description="Send blob GETs to presigned storage URLs (S3) instead of streaming them.",
     )
+    database_pool_size: int = Field(
+        16,
+        ge=1,
+        le=500,
+        description="Database connections kept open per worker process (as many again for "
+        "bursts); replicas x workers x 2 x this must stay below PostgreSQL's max_connections.",
+    )
     redis_url: str | None = Field(
         None,
-        description="redis://host:6379/0 shares rate limits between replicas (unset: per process).",
+        description="redis://host:6379/0: replicas share lookup caches, upload locks and rate "
+        "limits (unset: each process keeps its own, and S3 uploads lock with conditional writes).",
+    )
+    redis_cache_ttl: int = Field(
+        60,
+        ge=0,
+        le=86400,
+        description="Seconds a cached tag/manifest/blob lookup lives in Redis (0: no cache); "
+        "writes invalidate at once, this only bounds staleness while Redis is unreachable.",
     )
     redis_prefix: str = Field(
         "cargohold", min_length=1, description="Key prefix, so registries can share a Redis."

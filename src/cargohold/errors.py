@@ -92,3 +92,11 @@ class TooManyRequests(RegistryError):
 
 class PaginationInvalid(RegistryError):
     pass
+
+
+class TagImmutable(Denied):
+    """A push, delete or rollback would move or remove a tag that a rule protects."""
+
+
+class Conflict(RegistryError):
+    """The change clashes with what exists (a rule defined twice, say)."""

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from cargohold.storage.blobs.locks import UploadLocks
 from cargohold.storage.blobs.s3 import S3BlobStore
 
 REGION = "us-east-1"
@@ -68,6 +69,8 @@ def scratch_bucket(endpoint: str) -> Iterator[tuple[Any, str]]:
 
 
 @contextmanager
-def scratch_s3_store(endpoint: str, prefix: str = "registry") -> Iterator[S3BlobStore]:
+def scratch_s3_store(
+    endpoint: str, prefix: str = "registry", locks: UploadLocks | None = None
+) -> Iterator[S3BlobStore]:
     with scratch_bucket(endpoint) as (client, bucket):
-        yield S3BlobStore(bucket, prefix, client)
+        yield S3BlobStore(bucket, prefix, client, locks=locks)

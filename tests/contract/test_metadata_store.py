@@ -168,3 +168,25 @@ def test_concurrent_links_of_same_blob(meta_store: MetadataStore) -> None:
         thread.join()
     assert errors == []
     assert meta_store.blob_size("same", dg("blob")) == 3
+
+
+def test_every_write_is_seen_by_the_next_read(meta_store: MetadataStore) -> None:
+    """Reads before and after each write: a caching backend must not answer from before."""
+    first, second = manifest("first"), manifest("second")
+    meta_store.link_blob("r", dg("layer"), 3)
+    assert meta_store.blob_size("r", dg("layer")) == 3
+    meta_store.put_manifest("r", first, [dg("layer")], [], ["prod"])
+    assert meta_store.get_tagged_manifest("r", "prod") == first
+    assert meta_store.get_manifest("r", first.digest) == first
+    meta_store.put_manifest("r", second, [], [], ["prod"])
+    assert meta_store.get_tagged_manifest("r", "prod") == second
+    assert meta_store.delete_tag("r", "prod") is True
+    assert meta_store.get_tagged_manifest("r", "prod") is None
+    meta_store.put_manifest("r", second, [], [], ["prod"])
+    assert meta_store.get_tagged_manifest("r", "prod") == second
+    assert meta_store.delete_manifest("r", second.digest) is True
+    assert meta_store.get_manifest("r", second.digest) is None
+    assert meta_store.get_tagged_manifest("r", "prod") is None
+    assert meta_store.delete_manifest("r", first.digest) is True
+    assert meta_store.unlink_blob("r", dg("layer")) is True
+    assert meta_store.blob_size("r", dg("layer")) is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from cargohold.auth.limits_redis import RedisFailedLogins, RedisRateLimiter, redis_client
+from cargohold.auth.limits_redis import RedisFailedLogins, RedisRateLimiter
+from cargohold.shared_redis import redis_client
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -16,12 +16,6 @@ from cargohold.auth.limits import Budget
 
 log = logging.getLogger(__name__)
 
-_TIMEOUT = 0.5
-
-
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
-
 
 class RedisRateLimiter:
     """A fixed one-minute window per key, counted atomically across replicas."""

@@ -16,7 +16,7 @@ from cargohold.errors import (
 )
 from cargohold.manifest import ParsedManifest, parse_manifest
 from cargohold.reference import validate_name, validate_tag
-from cargohold.storage.meta import ManifestRecord, MetadataStore, ReferrerRecord
+from cargohold.storage.meta import ChangeOrigin, ManifestRecord, MetadataStore, ReferrerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class ManifestService:
         body: bytes,
         content_type: str | None,
         extra_tags: Sequence[str] = (),
+        actor: str | None = None,
     ) -> PutResult:
         validate_name(repository)
         if len(body) > self.max_manifest_size:
@@ -73,6 +74,7 @@ class ManifestService:
             blob_digests=[d.digest for d in parsed.blobs],
             child_digests=[d.digest for d in parsed.manifests],
             tags=unique_tags,
+            origin=ChangeOrigin(actor, "push"),
         )
         return PutResult(record.digest, record.subject, unique_tags)
 
@@ -106,12 +108,13 @@ class ManifestService:
             self._raise_unknown(repository, reference)
         return record
 
-    def delete(self, repository: str, reference: str) -> None:
+    def delete(self, repository: str, reference: str, actor: str | None = None) -> None:
         validate_name(repository)
+        origin = ChangeOrigin(actor, "delete")
         if is_digest_like(reference):
-            found = self._meta.delete_manifest(repository, str(Digest.parse(reference)))
+            found = self._meta.delete_manifest(repository, str(Digest.parse(reference)), origin)
         else:
-            found = self._meta.delete_tag(repository, validate_tag(reference))
+            found = self._meta.delete_tag(repository, validate_tag(reference), origin)
         if not found:
             self._raise_unknown(repository, reference)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from cargohold.core.blobs import BlobService
 from cargohold.core.manifests import ManifestService
 from cargohold.core.uploads import UploadService
+from cargohold.core.versioning import TagService
 from cargohold.errors import NameUnknown
 from cargohold.reference import validate_name, validate_tag
 from cargohold.storage.blobs import BlobStore
@@ -29,6 +30,7 @@ class Registry:
         self.blobs = BlobService(blobs, meta)
         self.uploads = UploadService(blobs, meta)
         self.manifests = ManifestService(meta, max_manifest_size)
+        self.tags = TagService(meta)
 
     def list_tags(self, repository: str, limit: int | None, last: str | None) -> Page:
         validate_name(repository)

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,7 +18,7 @@ from starlette.routing import Mount, Route
 from cargohold.auth.audit import AuditLog, AuditStore
 from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import FailedLogins, LoginLimits, RateLimiter, RequestLimiter
-from cargohold.auth.limits_redis import RedisFailedLogins, RedisRateLimiter, redis_client
+from cargohold.auth.limits_redis import RedisFailedLogins, RedisRateLimiter
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import TokenService
@@ -36,18 +37,17 @@ from cargohold.http.errors import (
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import token_routes, v2_routes
-from cargohold.storage.blobs import open_blob_store
-from cargohold.storage.meta import SqlMetadataStore
-from cargohold.storage.meta.sqlbase import create_sql_engine
+from cargohold.stores import open_stores
 
 # Worker processes receive the parent's resolved settings through this variable.
 SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"
 
 
-def build_limits(settings: Settings) -> tuple[LoginLimits, RequestLimiter | None]:
+def build_limits(
+    settings: Settings, client: Redis | None
+) -> tuple[LoginLimits, RequestLimiter | None]:
     """Abuse limits: shared through Redis when configured, else per worker process."""
-    if settings.redis_url:
-        client = redis_client(settings.redis_url)
+    if client is not None:
         limiter: RequestLimiter | None = (
             RedisRateLimiter(client, settings.rate_limit_per_minute, settings.redis_prefix)
             if settings.rate_limit_per_minute
@@ -66,22 +66,21 @@ def build_limits(settings: Settings) -> tuple[LoginLimits, RequestLimiter | None
 
 
 def create_app(settings: Settings) -> Starlette:
-    engine = create_sql_engine(settings.resolved_database_url)
-    meta = SqlMetadataStore(engine)
-    blobs = open_blob_store(settings.storage_url, settings.data_dir)
+    stores = open_stores(settings)
+    engine, meta, blobs, shared = stores.engine, stores.meta, stores.blobs, stores.redis
     registry = Registry(blobs, meta, settings.max_manifest_size)
     auth_store = AuthStore(engine)
     policy = AccessPolicy(auth_store, settings.anonymous_pull)
     authenticator = Authenticator(auth_store)
     tokens = TokenService(settings.keys_dir, settings.token_service, settings.token_ttl)
     audit = AuditLog(AuditStore(engine))
-    failed_logins, rate_limiter = build_limits(settings)
+    failed_logins, rate_limiter = build_limits(settings, shared)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         audit.close()
-        engine.dispose()
+        stores.close()
 
     metrics = Metrics()
 

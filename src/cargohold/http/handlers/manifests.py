@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargohold.errors import ManifestTooLarge
+from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
 
 # The spec asks registries to accept at least ten tags per request; cap abuse well above.
@@ -36,6 +37,7 @@ async def put_manifest(request: Request) -> Response:
         body,
         request.headers.get("content-type"),
         tags,
+        actor_of(request.scope),
     )
     headers = [
         ("Location", f"/v2/{name}/manifests/{result.digest}"),
@@ -53,7 +55,9 @@ async def put_manifest(request: Request) -> Response:
 
 async def delete_manifest(request: Request) -> Response:
     name, reference = request.path_params["name"], request.path_params["reference"]
-    await run_in_threadpool(registry_of(request).manifests.delete, name, reference)
+    await run_in_threadpool(
+        registry_of(request).manifests.delete, name, reference, actor_of(request.scope)
+    )
     return Response(status_code=202, headers={"Content-Length": "0"})
 
 

@@ -9,11 +9,12 @@ Layout under `<prefix>/`:
 
 A writer spools its request body to a local temporary file and uploads it as one part
 object when it closes (very large bodies roll over into several part objects), so no blob
-is ever held in memory. The session's size is the sum of its part objects. Exclusive
-writers use a conditional create (`If-None-Match: *`) of the lock object; a lock older than
-`lock_ttl` is taken over with `If-Match` on its ETag, so a crashed writer cannot wedge a
-session for ever. Commit assembles the parts server-side where S3 allows it (CopyObject,
-UploadPartCopy) and streams only the parts below S3's 5 MiB minimum part size.
+is ever held in memory. The session's size is the sum of its part objects. One writer at
+a time holds the session's lock (locks.py: Redis when configured, else S3ObjectLocks, a
+conditional create of the lock object that is taken over after `lock_ttl`), and part
+objects are created with `If-None-Match: *`, so a writer never overwrites another's bytes.
+Commit assembles the parts server-side where S3 allows it (CopyObject, UploadPartCopy)
+and streams only the parts below S3's 5 MiB minimum part size.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from cargohold.storage.blobs.base import UploadOffsetMismatch
+from cargohold.storage.blobs.locks import UploadLocks
 
 READ_CHUNK = 1024 * 1024
 MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part (except the last)
@@ -85,7 +87,7 @@ class _S3UploadWriter:
         self._upload_id = upload_id
         self._start = offset
         self._next_offset = offset  # where the current spool's bytes will start
-        self._lock_etag = store._acquire_lock(upload_id)
+        self._lock_token = store._acquire_lock(upload_id)
         self._closed = False
         self._flushed: list[str] = []  # part objects this writer uploaded already
         try:
@@ -97,7 +99,7 @@ class _S3UploadWriter:
             # Lives as long as the writer; closed in close().
             self._spool: IO[bytes] = tempfile.TemporaryFile(dir=store.spool_dir)  # noqa: SIM115
         except BaseException:
-            store._release_lock(upload_id, self._lock_etag)
+            store._release_lock(upload_id, self._lock_token)
             raise
         self._spooled = 0
 
@@ -114,7 +116,7 @@ class _S3UploadWriter:
         if self._spooled == 0:
             return
         store = self._store
-        if not store._holds_lock(self._upload_id, self._lock_etag):
+        if not store._holds_lock(self._upload_id, self._lock_token):
             # Our lock was taken over as abandoned; the session is someone else's now.
             self._discard_spool()
             raise UploadOffsetMismatch(store._session(self._upload_id).size)
@@ -161,13 +163,61 @@ class _S3UploadWriter:
                 self._flush()
         finally:
             self._spool.close()
-            self._store._release_lock(self._upload_id, self._lock_etag)
+            self._store._release_lock(self._upload_id, self._lock_token)
 
     def __enter__(self) -> _S3UploadWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class S3ObjectLocks:
+    """Upload locks made of conditional writes of `uploads/<id>/.lock`; the token is the
+    lock object's ETag. For S3 services without Redis configured."""
+
+    def __init__(self, store: S3BlobStore, ttl: float = LOCK_TTL) -> None:
+        self._store = store
+        self._ttl = ttl
+
+    def _key(self, upload_id: str) -> str:
+        return self._store._session_folder(upload_id) + _LOCK
+
+    def acquire(self, upload_id: str) -> str | None:
+        store, key = self._store, self._key(upload_id)
+        body = uuid.uuid4().hex.encode()  # a unique body gives every holder its own ETag
+        try:
+            response = store.client.put_object(
+                Bucket=store.bucket, Key=key, Body=body, IfNoneMatch="*"
+            )
+            return str(response["ETag"])
+        except Exception as exc:
+            if not _is_precondition_failed(exc):
+                raise
+        held = store._head(key)
+        if held is not None:
+            age = (datetime.now(UTC) - held["LastModified"]).total_seconds()
+            if age > self._ttl:
+                # Abandoned by a crashed writer: take it over unless someone else just did.
+                with contextlib.suppress(Exception):
+                    response = store.client.put_object(
+                        Bucket=store.bucket, Key=key, Body=body, IfMatch=held["ETag"]
+                    )
+                    return str(response["ETag"])
+        return None
+
+    def holds(self, upload_id: str, token: str) -> bool:
+        held = self._store._head(self._key(upload_id))
+        return held is not None and held["ETag"] == token
+
+    def release(self, upload_id: str, token: str) -> None:
+        store = self._store
+        try:
+            # Only our own lock: one taken over as abandoned belongs to its new holder.
+            store.client.delete_object(Bucket=store.bucket, Key=self._key(upload_id), IfMatch=token)
+        except Exception as exc:
+            if not (_is_missing(exc) or _is_precondition_failed(exc)):
+                raise
 
 
 class S3BlobStore:
@@ -180,6 +230,7 @@ class S3BlobStore:
         spool_dir: str | Path | None = None,
         spool_limit: int = SPOOL_LIMIT,
         lock_ttl: float = LOCK_TTL,
+        locks: UploadLocks | None = None,
     ) -> None:
         self.bucket = bucket
         prefix = prefix.strip("/")
@@ -189,7 +240,7 @@ class S3BlobStore:
         if spool_limit < MIN_PART:
             raise ValueError(f"spool_limit must be at least {MIN_PART} bytes")
         self.spool_limit = spool_limit
-        self.lock_ttl = lock_ttl
+        self.locks: UploadLocks = locks or S3ObjectLocks(self, lock_ttl)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> S3BlobStore:
@@ -345,41 +396,19 @@ class S3BlobStore:
         return self._head(self._session_folder(upload_id) + _SESSION) is not None
 
     def _acquire_lock(self, upload_id: str) -> str:
-        """Create the lock object; return its ETag. UploadOffsetMismatch when it is held."""
-        key = self._session_folder(upload_id) + _LOCK
+        """Lock the session for one writer; UploadOffsetMismatch when another holds it."""
         if not self._session_exists(upload_id):
             raise FileNotFoundError(upload_id)
-        token = uuid.uuid4().hex.encode()  # a unique body gives every holder its own ETag
-        try:
-            return self.client.put_object(Bucket=self.bucket, Key=key, Body=token, IfNoneMatch="*")[
-                "ETag"
-            ]
-        except Exception as exc:
-            if not _is_precondition_failed(exc):
-                raise
-        held = self._head(key)
-        if held is not None:
-            age = (datetime.now(UTC) - held["LastModified"]).total_seconds()
-            if age > self.lock_ttl:
-                # Abandoned by a crashed writer: take it over unless someone else just did.
-                with contextlib.suppress(Exception):
-                    return self.client.put_object(
-                        Bucket=self.bucket, Key=key, Body=token, IfMatch=held["ETag"]
-                    )["ETag"]
-        raise UploadOffsetMismatch(self._session(upload_id).size)
+        token = self.locks.acquire(upload_id)
+        if token is None:
+            raise UploadOffsetMismatch(self._session(upload_id).size)
+        return token
 
-    def _holds_lock(self, upload_id: str, etag: str) -> bool:
-        held = self._head(self._session_folder(upload_id) + _LOCK)
-        return held is not None and held["ETag"] == etag
+    def _holds_lock(self, upload_id: str, token: str) -> bool:
+        return self.locks.holds(upload_id, token)
 
-    def _release_lock(self, upload_id: str, etag: str) -> None:
-        key = self._session_folder(upload_id) + _LOCK
-        try:
-            # Only our own lock: one taken over as abandoned belongs to its new holder.
-            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-        except Exception as exc:
-            if not (_is_missing(exc) or _is_precondition_failed(exc)):
-                raise
+    def _release_lock(self, upload_id: str, token: str) -> None:
+        self.locks.release(upload_id, token)
 
     def start_upload(self, upload_id: str) -> None:
         key = self._session_folder(upload_id) + _SESSION

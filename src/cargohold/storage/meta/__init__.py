@@ -1,9 +1,23 @@
 from cargohold.storage.meta.base import (
+    ChangeOrigin,
+    ImmutableRule,
     ManifestRecord,
     MetadataStore,
     ReferrerRecord,
+    TagEvent,
+    TagRecord,
     UploadRecord,
 )
 from cargohold.storage.meta.sql import SqlMetadataStore
 
-__all__ = ["ManifestRecord", "MetadataStore", "ReferrerRecord", "SqlMetadataStore", "UploadRecord"]
+__all__ = [
+    "ChangeOrigin",
+    "ImmutableRule",
+    "ManifestRecord",
+    "MetadataStore",
+    "ReferrerRecord",
+    "SqlMetadataStore",
+    "TagEvent",
+    "TagRecord",
+    "UploadRecord",
+]

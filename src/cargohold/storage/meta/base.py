@@ -5,6 +5,7 @@ Names, digests and tags arrive validated by the core; the store only keeps them.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,70 @@ class UploadRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeOrigin:
+    """Who changed a tag and through what, as the tag history records it.
+
+    `via` is one of push, delete, rollback, retag, retention.
+    """
+
+    actor: str | None = None
+    via: str = "push"
+
+
+# Defaults for changes made through /v2 whose actor is not known to the caller.
+BY_PUSH = ChangeOrigin()
+BY_DELETE = ChangeOrigin(via="delete")
+
+
+@dataclass(frozen=True, slots=True)
+class TagEvent:
+    """One change of what a tag names; `action` is created, moved or deleted."""
+
+    id: int
+    repository: str
+    tag: str
+    action: str
+    old_digest: str | None
+    new_digest: str | None
+    via: str
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    name: str
+    digest: str
+    media_type: str
+    size: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ImmutableRule:
+    """Tags matching the glob `pattern` never move or go: in one repository, or in every
+    repository of the namespace when `repository` is empty."""
+
+    id: int
+    namespace: str
+    repository: str
+    pattern: str
+    created_by: str | None
+    created_at: datetime
+
+    def applies_to(self, repository: str, tag: str) -> bool:
+        if repository.split("/", 1)[0] != self.namespace:
+            return False
+        if self.repository and self.repository != repository:
+            return False
+        return fnmatch.fnmatchcase(tag, self.pattern)
+
+    def describe(self) -> str:
+        where = self.repository or f"namespace {self.namespace}"
+        return f"immutable-tag rule {self.id} ({self.pattern!r} in {where})"
+
+
 class MetadataStore(Protocol):
     # -- repositories
     def repository_exists(self, name: str) -> bool: ...
@@ -70,10 +135,13 @@ class MetadataStore(Protocol):
         blob_digests: Sequence[str],
         child_digests: Sequence[str],
         tags: Sequence[str],
+        origin: ChangeOrigin = BY_PUSH,
     ) -> None:
         """Store a manifest with its references and point `tags` at it, atomically.
 
-        Storing a manifest that exists already only moves the tags.
+        Storing a manifest that exists already only moves the tags. Each tag created or
+        moved is recorded in the tag history; TagImmutable if a rule protects a tag that
+        would move, and then nothing is stored.
         """
 
     def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
@@ -82,10 +150,57 @@ class MetadataStore(Protocol):
 
     def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]: ...
 
-    def delete_manifest(self, repository: str, digest: str) -> bool:
-        """Remove a manifest, its references and every tag pointing at it."""
+    def delete_manifest(
+        self, repository: str, digest: str, origin: ChangeOrigin = BY_DELETE
+    ) -> bool:
+        """Remove a manifest, its references and every tag pointing at it (each recorded).
 
-    def delete_tag(self, repository: str, tag: str) -> bool: ...
+        TagImmutable, and nothing removed, if a rule protects one of those tags.
+        """
+
+    def delete_tag(self, repository: str, tag: str, origin: ChangeOrigin = BY_DELETE) -> bool:
+        """Remove a tag (recorded); TagImmutable if a rule protects it."""
+
+    def tag_manifest(
+        self, repository: str, tag: str, digest: str, origin: ChangeOrigin
+    ) -> TagEvent | None:
+        """Point `tag` at a manifest the repository holds; the recorded event, or None
+        when the tag named it already. ManifestUnknown if the repository lacks the
+        manifest; TagImmutable if a rule protects the tag."""
+
+    def tag_record(self, repository: str, tag: str) -> TagRecord | None: ...
+
+    def list_tag_records(
+        self, repository: str, after: str | None, limit: int | None
+    ) -> list[TagRecord]:
+        """Tags with what they name, in the order of list_tags."""
+
+    # -- tag history
+    def tag_history(
+        self,
+        repository: str,
+        tag: str | None = None,
+        *,
+        before_id: int | None = None,
+        at_or_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[TagEvent]:
+        """Events of one tag (or all tags) of a repository, newest first."""
+
+    def tag_event(self, repository: str, event_id: int) -> TagEvent | None: ...
+
+    def digests_in_history(self, repository: str, since: datetime) -> set[str]:
+        """Manifests that events since `since` name (old or new): what rollback may need."""
+
+    # -- immutable-tag rules
+    def add_immutable_rule(
+        self, namespace: str, repository: str, pattern: str, created_by: str | None
+    ) -> ImmutableRule:
+        """Conflict when the same rule exists."""
+
+    def immutable_rules(self, namespace: str) -> list[ImmutableRule]: ...
+
+    def remove_immutable_rule(self, namespace: str, rule_id: int) -> bool: ...
 
     def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
         """Tags in ASCII order, strictly after `after`, at most `limit`."""

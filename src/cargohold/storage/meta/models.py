@@ -233,3 +233,40 @@ audit_events = Table(
     Index(None, "actor"),
     Index(None, "target"),
 )
+
+# -- versioning (migration 0004)
+
+# Every change of what a tag names, kept after the tag itself is gone.
+tag_events = Table(
+    "tag_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tag", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # created | moved | deleted
+    Column("old_digest", DIGEST, nullable=True),
+    Column("new_digest", DIGEST, nullable=True),
+    Column("via", String(16), nullable=False),  # push | delete | rollback | retag | retention
+    Column("actor", String(255), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "repository_id", "tag", "id"),
+    Index(None, "at"),
+)
+
+# A tag matching `pattern` in the namespace (repository "") or one repository never moves.
+immutable_tag_rules = Table(
+    "immutable_tag_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("pattern", String(128), nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace", "repository", "pattern"),
+)

@@ -9,16 +9,25 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cargohold.errors import ManifestBlobUnknown
+from cargohold.errors import ManifestBlobUnknown, ManifestUnknown
 from cargohold.storage.meta import models as m
-from cargohold.storage.meta.base import ManifestRecord, ReferrerRecord, UploadRecord
-from cargohold.storage.meta.sqlbase import SqlBase, create_sql_engine
+from cargohold.storage.meta.base import (
+    BY_DELETE,
+    BY_PUSH,
+    ChangeOrigin,
+    ManifestRecord,
+    ReferrerRecord,
+    TagEvent,
+    UploadRecord,
+)
+from cargohold.storage.meta.sql_versioning import SqlVersioning
+from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.storage.meta.sqlbase import now as _now
 
 __all__ = ["SqlMetadataStore", "create_sql_engine"]
 
 
-class SqlMetadataStore(SqlBase):
+class SqlMetadataStore(SqlVersioning):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
@@ -142,10 +151,13 @@ class SqlMetadataStore(SqlBase):
         blob_digests: Sequence[str],
         child_digests: Sequence[str],
         tags: Sequence[str],
+        origin: ChangeOrigin = BY_PUSH,
     ) -> None:
         try:
             with self._write() as conn:
-                self._put_manifest(conn, repository, manifest, blob_digests, child_digests, tags)
+                self._put_manifest(
+                    conn, repository, manifest, blob_digests, child_digests, tags, origin
+                )
         except IntegrityError:
             # A referenced blob vanished between the core's check and this transaction.
             raise ManifestBlobUnknown(
@@ -160,6 +172,7 @@ class SqlMetadataStore(SqlBase):
         blob_digests: Sequence[str],
         child_digests: Sequence[str],
         tags: Sequence[str],
+        origin: ChangeOrigin,
     ) -> None:
         now = _now()
         repo_id = self._ensure_repository(conn, repository)
@@ -192,15 +205,9 @@ class SqlMetadataStore(SqlBase):
             ]
             if child_rows:
                 conn.execute(self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows)
-        for tag in tags:
-            statement = self._insert(m.tags).values(
-                repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
-            )
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": now},
-                )
+        if tags:
+            self._set_tags(
+                conn, repo_id, repository, manifest_id, manifest.digest, list(tags), origin
             )
 
     _MANIFEST_COLUMNS = (
@@ -256,12 +263,82 @@ class SqlMetadataStore(SqlBase):
         with self._read() as conn:
             return set(conn.execute(query).scalars())
 
-    def delete_manifest(self, repository: str, digest: str) -> bool:
-        table = m.manifests
-        return self._delete_in_repository(repository, table, table.c.digest == digest)
+    def delete_manifest(
+        self, repository: str, digest: str, origin: ChangeOrigin = BY_DELETE
+    ) -> bool:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            self._lock_repository(conn, repo_id)
+            tags = conn.execute(
+                select(m.tags.c.name)
+                .join(m.manifests, m.manifests.c.id == m.tags.c.manifest_id)
+                .where(m.manifests.c.repository_id == repo_id, m.manifests.c.digest == digest)
+            ).scalars()
+            removed = {tag: digest for tag in tags}
+            self._refuse_protected(conn, repository, list(removed), "deleted")
+            result = conn.execute(
+                delete(m.manifests).where(
+                    m.manifests.c.repository_id == repo_id, m.manifests.c.digest == digest
+                )
+            )
+            if not result.rowcount:
+                return False
+            self._record_deletions(conn, repo_id, removed, origin)
+            return True
 
-    def delete_tag(self, repository: str, tag: str) -> bool:
-        return self._delete_in_repository(repository, m.tags, m.tags.c.name == tag)
+    def delete_tag(self, repository: str, tag: str, origin: ChangeOrigin = BY_DELETE) -> bool:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            self._lock_repository(conn, repo_id)
+            current = self._current_tags(conn, repo_id, [tag])
+            if tag not in current:
+                return False
+            self._refuse_protected(conn, repository, [tag], "deleted")
+            conn.execute(
+                delete(m.tags).where(m.tags.c.repository_id == repo_id, m.tags.c.name == tag)
+            )
+            self._record_deletions(conn, repo_id, current, origin)
+            return True
+
+    def tag_manifest(
+        self, repository: str, tag: str, digest: str, origin: ChangeOrigin
+    ) -> TagEvent | None:
+        with self._write() as conn:
+            repo_id = self._repository_id(conn, repository)
+            manifest_id = None
+            if repo_id is not None:
+                manifest_id = conn.execute(
+                    select(m.manifests.c.id).where(
+                        m.manifests.c.repository_id == repo_id, m.manifests.c.digest == digest
+                    )
+                ).scalar()
+            if repo_id is None or manifest_id is None:
+                raise ManifestUnknown(f"manifest {digest} is not in repository {repository}")
+            rows = self._set_tags(conn, repo_id, repository, manifest_id, digest, [tag], origin)
+            if not rows:
+                return None
+            event_id = conn.execute(
+                select(m.tag_events.c.id)
+                .where(m.tag_events.c.repository_id == repo_id, m.tag_events.c.tag == tag)
+                .order_by(m.tag_events.c.id.desc())
+                .limit(1)
+            ).scalar_one()
+        row = rows[0]
+        return TagEvent(
+            id=int(event_id),
+            repository=repository,
+            tag=tag,
+            action=row["action"],
+            old_digest=row["old_digest"],
+            new_digest=row["new_digest"],
+            via=row["via"],
+            actor=row["actor"],
+            at=row["at"],
+        )
 
     def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
         name = self._ascii(m.tags.c.name)

@@ -19,9 +19,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_sql_engine(url: str) -> Engine:
+def create_sql_engine(url: str, pool_size: int = 16) -> Engine:
+    """An engine for `url`; `pool_size` connections are kept open per process.
+
+    Connections beyond the pool (up to as many again) are opened for bursts and closed
+    afterwards; a pool smaller than the request concurrency pays a connection setup on
+    every query of a burst.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=16)
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,7 +40,7 @@ def create_sql_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 class SqlBase:

@@ -1,0 +1,284 @@
+"""A MetadataStore that answers hot lookups from Redis, shared by every replica.
+
+Pulls ask the same questions over and over: which manifest does `app:prod` name, what is
+the manifest `sha256:…`, is this blob in this repository. With several replicas on one
+PostgreSQL each answer costs a database round trip; here it costs one Redis call.
+
+Invalidation is by generation, not by deleting keys. Each repository has a counter; every
+cache key embeds the counter's value at the time of the lookup. A write commits to the
+database first and then increments the counter, so every lookup that starts after the
+write is acknowledged uses a new key and misses. A slow reader that read the old
+generation and stores an old answer stores it under the old key, which nobody reads any
+more — the race that plain "delete the key" invalidation loses cannot happen. Entries
+also expire after `ttl` seconds, which bounds how long a stale answer can survive when
+Redis was unreachable at the moment of a write.
+
+Only positive answers are cached (a miss goes to the database every time), and every
+method of the protocol is spelled out below: a write added to the store without
+invalidation here would fail the contract tests rather than serve stale data silently.
+If Redis fails, lookups fall through to the database and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from cargohold.storage.meta.base import (
+    BY_DELETE,
+    BY_PUSH,
+    ChangeOrigin,
+    ImmutableRule,
+    ManifestRecord,
+    MetadataStore,
+    ReferrerRecord,
+    TagEvent,
+    TagRecord,
+    UploadRecord,
+)
+
+log = logging.getLogger(__name__)
+
+# One round trip: the repository's generation and the entry stored under it.
+_LOOKUP = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+"""
+
+
+class RedisCachedMetadataStore:
+    def __init__(
+        self,
+        store: MetadataStore,
+        client: redis.Redis,
+        prefix: str = "cargohold",
+        ttl: int = 60,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._prefix = f"{prefix}:meta"
+        self._ttl = ttl
+        self._lookup = client.register_script(_LOOKUP)
+
+    # -- the cache itself
+    def _generation_key(self, repository: str) -> str:
+        return f"{self._prefix}:gen:{repository}"
+
+    def _entry_prefix(self, repository: str) -> str:
+        return f"{self._prefix}:entry:{repository}:"
+
+    def _cached(self, repository: str, entry: str) -> tuple[str | None, bytes | None]:
+        """(generation, cached value); (None, None) when Redis cannot answer."""
+        try:
+            generation, value = self._lookup(
+                keys=[self._generation_key(repository)],
+                args=[self._entry_prefix(repository), entry],
+            )
+        except redis.RedisError as exc:
+            log.warning("metadata cache skipped, Redis unavailable: %s", exc)
+            return None, None
+        return generation.decode(), value
+
+    def _remember(self, repository: str, generation: str | None, entry: str, value: bytes) -> None:
+        if generation is None:
+            return
+        key = f"{self._entry_prefix(repository)}{generation}:{entry}"
+        try:
+            self._client.set(key, value, ex=self._ttl)
+        except redis.RedisError as exc:
+            log.warning("metadata cache not filled, Redis unavailable: %s", exc)
+
+    def _changed(self, repository: str) -> None:
+        """Called after a write committed: every earlier cache entry of the repository dies."""
+        try:
+            self._client.incr(self._generation_key(repository))
+        except redis.RedisError as exc:
+            log.error(
+                "metadata cache of %s not invalidated, Redis unavailable (entries expire in "
+                "%d s): %s",
+                repository,
+                self._ttl,
+                exc,
+            )
+
+    # -- repositories
+    def repository_exists(self, name: str) -> bool:
+        return self._store.repository_exists(name)
+
+    def list_repositories(self, after: str | None, limit: int | None) -> list[str]:
+        return self._store.list_repositories(after, limit)
+
+    # -- blobs
+    def link_blob(self, repository: str, digest: str, size: int) -> None:
+        # Only positive answers are cached, so making a blob visible invalidates nothing.
+        self._store.link_blob(repository, digest, size)
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        entry = f"blob:{digest}"
+        generation, value = self._cached(repository, entry)
+        if value is not None:
+            return int(value)
+        size = self._store.blob_size(repository, digest)
+        if size is not None:
+            self._remember(repository, generation, entry, str(size).encode())
+        return size
+
+    def blob_sizes(self, repository: str, digests: Iterable[str]) -> dict[str, int]:
+        return self._store.blob_sizes(repository, digests)
+
+    def unlink_blob(self, repository: str, digest: str) -> bool:
+        try:
+            return self._store.unlink_blob(repository, digest)
+        finally:
+            self._changed(repository)
+
+    # -- manifests and tags
+    def put_manifest(
+        self,
+        repository: str,
+        manifest: ManifestRecord,
+        blob_digests: Sequence[str],
+        child_digests: Sequence[str],
+        tags: Sequence[str],
+        origin: ChangeOrigin = BY_PUSH,
+    ) -> None:
+        try:
+            self._store.put_manifest(
+                repository, manifest, blob_digests, child_digests, tags, origin
+            )
+        finally:
+            if tags:  # a new digest alone was a miss before; moved tags were cached
+                self._changed(repository)
+
+    def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        return self._manifest(repository, f"digest:{digest}", self._store.get_manifest, digest)
+
+    def get_tagged_manifest(self, repository: str, tag: str) -> ManifestRecord | None:
+        return self._manifest(repository, f"tag:{tag}", self._store.get_tagged_manifest, tag)
+
+    def _manifest(
+        self, repository: str, entry: str, load: Any, reference: str
+    ) -> ManifestRecord | None:
+        generation, value = self._cached(repository, entry)
+        if value is not None:
+            return _decode_manifest(value)
+        record: ManifestRecord | None = load(repository, reference)
+        if record is not None:
+            self._remember(repository, generation, entry, _encode_manifest(record))
+        return record
+
+    def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
+        return self._store.existing_manifests(repository, digests)
+
+    def delete_manifest(
+        self, repository: str, digest: str, origin: ChangeOrigin = BY_DELETE
+    ) -> bool:
+        try:
+            return self._store.delete_manifest(repository, digest, origin)
+        finally:
+            self._changed(repository)
+
+    def delete_tag(self, repository: str, tag: str, origin: ChangeOrigin = BY_DELETE) -> bool:
+        try:
+            return self._store.delete_tag(repository, tag, origin)
+        finally:
+            self._changed(repository)
+
+    def tag_manifest(
+        self, repository: str, tag: str, digest: str, origin: ChangeOrigin
+    ) -> TagEvent | None:
+        try:
+            return self._store.tag_manifest(repository, tag, digest, origin)
+        finally:
+            self._changed(repository)
+
+    def tag_record(self, repository: str, tag: str) -> TagRecord | None:
+        return self._store.tag_record(repository, tag)
+
+    def list_tag_records(
+        self, repository: str, after: str | None, limit: int | None
+    ) -> list[TagRecord]:
+        return self._store.list_tag_records(repository, after, limit)
+
+    # -- tag history and immutable-tag rules: not cached, and they change no lookup
+    def tag_history(
+        self,
+        repository: str,
+        tag: str | None = None,
+        *,
+        before_id: int | None = None,
+        at_or_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[TagEvent]:
+        return self._store.tag_history(
+            repository, tag, before_id=before_id, at_or_before=at_or_before, limit=limit
+        )
+
+    def tag_event(self, repository: str, event_id: int) -> TagEvent | None:
+        return self._store.tag_event(repository, event_id)
+
+    def digests_in_history(self, repository: str, since: datetime) -> set[str]:
+        return self._store.digests_in_history(repository, since)
+
+    def add_immutable_rule(
+        self, namespace: str, repository: str, pattern: str, created_by: str | None
+    ) -> ImmutableRule:
+        return self._store.add_immutable_rule(namespace, repository, pattern, created_by)
+
+    def immutable_rules(self, namespace: str) -> list[ImmutableRule]:
+        return self._store.immutable_rules(namespace)
+
+    def remove_immutable_rule(self, namespace: str, rule_id: int) -> bool:
+        return self._store.remove_immutable_rule(namespace, rule_id)
+
+    def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
+        return self._store.list_tags(repository, after, limit)
+
+    def list_referrers(
+        self, repository: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        return self._store.list_referrers(repository, subject, artifact_type)
+
+    # -- upload sessions
+    def create_upload(self, record: UploadRecord) -> None:
+        self._store.create_upload(record)
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        return self._store.get_upload(upload_id)
+
+    def delete_upload(self, upload_id: str) -> bool:
+        return self._store.delete_upload(upload_id)
+
+    def count_uploads(self) -> int:
+        return self._store.count_uploads()
+
+    # -- health
+    def ping(self) -> None:
+        self._store.ping()
+        self._client.ping()
+
+    def close(self) -> None:
+        close = getattr(self._store, "close", None)
+        if close is not None:
+            close()
+
+
+def _encode_manifest(record: ManifestRecord) -> bytes:
+    header = {
+        "digest": record.digest,
+        "media_type": record.media_type,
+        "artifact_type": record.artifact_type,
+        "subject": record.subject,
+        "annotations": record.annotations,
+    }
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + record.content
+
+
+def _decode_manifest(value: bytes) -> ManifestRecord:
+    header, _, content = value.partition(b"\n")
+    return ManifestRecord(content=content, **json.loads(header))
