@@ -1,7 +1,8 @@
 """The benchmark proper; `python bench/run.py` is the entry point (see bench/README.md).
 
-Both servers are started here, measured interleaved (A, B, A, B...) and stopped at the end;
-results go to bench/results/<timestamp>.{md,json}.
+The servers (cargohold embedded, optionally cargohold scale-out, Distribution) are started
+here, measured interleaved (A, B, C, A, B, C...) and stopped at the end; results go to
+bench/results/<timestamp>.{md,json}.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -23,6 +25,7 @@ import ops
 import report
 import servers
 import wrkload
+from report import CARGOHOLD, DISTRIBUTION, SCALEOUT
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -44,6 +47,7 @@ class Config:
     walk_seconds: float
     use_wrk: bool
     pull_httpx: bool
+    order: tuple[str, ...] = (CARGOHOLD, DISTRIBUTION)
 
     def describe(self) -> dict:
         return {
@@ -68,7 +72,7 @@ class Config:
             "walk_tool": "http.client keep-alive (separate process)",
             "server_logging": "distribution: level error, accesslog disabled; cargohold: "
             "CARGOHOLD_LOG_LEVEL=error, CARGOHOLD_ACCESS_LOG=false",
-            "order": "interleaved per measurement: cargohold, distribution, cargohold, ...",
+            "order": "interleaved per measurement: " + ", ".join(self.order) + ", ...",
         }
 
 
@@ -144,6 +148,17 @@ class Bench:
         self.data[:8] = struct.pack(">Q", self.counter)
         return memoryview(self.data), ops.sha256_digest(self.data)
 
+    def _server_cpu(self, server: servers.Server) -> dict[str, float]:
+        return server.cpu_parts()
+
+    @staticmethod
+    def _cpu_delta(rec: dict, before: dict[str, float], after: dict[str, float]) -> None:
+        """server_cpu_s, and per process group when the server has helpers (scale-out)."""
+        parts = {k: after.get(k, 0.0) - v for k, v in before.items()}
+        rec["server_cpu_s"] = sum(parts.values())
+        if len(parts) > 1:
+            rec["server_cpu_parts_s"] = parts
+
     def _cpu_snapshot(self) -> tuple[float, float]:
         """(machine busy CPU s, CPU s of our processes: servers, runner, finished children)."""
         ours = sum(t.server.cpu_seconds() for t in self.targets)
@@ -159,14 +174,15 @@ class Bench:
             if prep is not None:
                 await prep(target)
             busy0, ours0 = self._cpu_snapshot()
-            s0, c0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+            s0 = self._server_cpu(server)
+            c0, t0 = time.process_time(), time.perf_counter()
             try:
                 rec.update(await fn(target))
             except Exception as e:  # record and go on with the other measurements
                 rec["error"] = f"{type(e).__name__}: {e}"[:400]
             elapsed = time.perf_counter() - t0
             rec.setdefault("wall_s", elapsed)
-            rec["server_cpu_s"] = server.cpu_seconds() - s0
+            self._cpu_delta(rec, s0, self._server_cpu(server))
             rec.setdefault("client_cpu_s", time.process_time() - c0)
             busy1, ours1 = self._cpu_snapshot()
             # CPU used on the machine by anything else (other work, the idle peer server...)
@@ -188,7 +204,7 @@ class Bench:
                 "foreign_cpu_share",
             )
         }
-        log(f"  run {run} {key:<18} {target.name:<12} {rec.get('error') or shown}")
+        log(f"  run {run} {key:<18} {target.name:<18} {rec.get('error') or shown}")
 
     # --- setup ------------------------------------------------------------------------
 
@@ -208,17 +224,16 @@ class Bench:
         # tags: same manifest (blobs pushed to the tags repo first), cfg.tags tags
         await ops.push_image(c, REPO_TAGS, "base")
         t0 = time.process_time()
-        s0 = target.server.cpu_seconds()
+        s0 = self._server_cpu(target.server)
         secs = await ops.push_tags(c, REPO_TAGS, manifest, cfg.tags, cfg.tag_concurrency)
-        self.results[target.name]["tag_setup"] = [
-            {
-                "run": 0,
-                "rps": cfg.tags / secs,
-                "wall_s": secs,
-                "client_cpu_s": time.process_time() - t0,
-                "server_cpu_s": target.server.cpu_seconds() - s0,
-            }
-        ]
+        rec = {
+            "run": 0,
+            "rps": cfg.tags / secs,
+            "wall_s": secs,
+            "client_cpu_s": time.process_time() - t0,
+        }
+        self._cpu_delta(rec, s0, self._server_cpu(target.server))
+        self.results[target.name]["tag_setup"] = [rec]
         tags = await ops.list_tags(c, REPO_TAGS)
         want = {ops.tag_name(i) for i in range(cfg.tags)} | {"base"}
         if set(tags) != want:
@@ -375,6 +390,10 @@ class Bench:
                 for key, fn, *prep in self.plan():
                     for t in self.targets:
                         await self.measure(key, t, fn, run, *prep)
+                        # the request loops block without yielding to the event loop;
+                        # yield here so Ctrl-C (asyncio.run cancels this task) stops the
+                        # run between measurements instead of at its end
+                        await asyncio.sleep(0)
         finally:
             for t in self.targets:
                 if t.client is not None:
@@ -392,22 +411,22 @@ def build_summary(results: dict, blob_mib: int, tags: int) -> list[dict]:
         name: {r.get("paginated") for r in per.get("tags_walk", []) if "paginated" in r}
         for name, per in results.items()
     }
-    if len(paginated) == 2 and paginated["cargohold"] != paginated["distribution"]:
-        # pages of 100 tags vs one page of all tags: pages/s are not comparable
-        for line in summary:
-            if (line["key"], line["metric"]) == ("tags_walk", "rps"):
-                line["ratio"] = None
-                line["note"] = "pagination differs: pages/s not comparable"
+    for ratio_field, num, den, _label in report.RATIOS:
+        if num in paginated and den in paginated and paginated[num] != paginated[den]:
+            # pages of 100 tags vs one page of all tags: pages/s are not comparable
+            for line in summary:
+                if (line["key"], line["metric"]) == ("tags_walk", "rps"):
+                    line[ratio_field] = None
+                    line["note"] = "pagination differs: pages/s not comparable"
     return summary
 
 
 def print_table(summary: list[dict], notes: list[str]) -> None:
     log("")
     log(report.render_text(report.table(summary)))
-    log(
-        "ratio = cargohold/distribution for throughput, distribution/cargohold for "
-        "latency: > 1 means cargohold is better"
-    )
+    legend = report.ratio_legend(summary)
+    if legend:
+        log(legend)
     for n in notes:
         log(f"note: {n}")
 
@@ -434,7 +453,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="smaller blobs, fewer tags, shorter loops")
     p.add_argument("--runs", type=int, help="interleaved repetitions (default 3, quick 2)")
-    p.add_argument("--only", choices=["both", "cargohold", "distribution"], default="both")
+    p.add_argument(
+        "--only",
+        type=parse_only,
+        metavar="SERVERS",
+        help="measure only these, comma-separated: cargohold (embedded), scaleout,\n"
+        "distribution; 'both' = cargohold,distribution (the default), 'all' = all three",
+    )
+    p.add_argument(
+        "--scaleout",
+        action="store_true",
+        help="also measure cargohold scale-out (PostgreSQL + S3 via moto + Redis)",
+    )
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CARGOHOLD_BENCH_POSTGRES_URL", scaleout_defaults()[0]),
+        help="scale-out: admin URL of a loopback PostgreSQL (a scratch database is made)",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("CARGOHOLD_BENCH_REDIS_URL", scaleout_defaults()[1]),
+        help="scale-out: loopback Redis URL (a unique key prefix is used)",
+    )
     p.add_argument("--cargohold-python", default=str(VENV_PY), help="python that has cargohold")
     p.add_argument(
         "--cargohold-arg",
@@ -462,6 +502,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+ONLY_ALIASES = {
+    "cargohold": (CARGOHOLD,),
+    "embedded": (CARGOHOLD,),
+    "scaleout": (SCALEOUT,),
+    "cargohold-scaleout": (SCALEOUT,),
+    "distribution": (DISTRIBUTION,),
+    "both": (CARGOHOLD, DISTRIBUTION),
+    "all": (CARGOHOLD, SCALEOUT, DISTRIBUTION),
+}
+
+
+def parse_only(value: str) -> frozenset[str]:
+    chosen: set[str] = set()
+    for word in value.replace(" ", "").split(","):
+        if word not in ONLY_ALIASES:
+            raise argparse.ArgumentTypeError(
+                f"unknown server {word!r} (choose from {', '.join(ONLY_ALIASES)})"
+            )
+        chosen.update(ONLY_ALIASES[word])
+    return frozenset(chosen)
+
+
+def scaleout_defaults() -> tuple[str, str]:
+    import scaleout
+
+    return scaleout.DEFAULT_POSTGRES_URL, scaleout.DEFAULT_REDIS_URL
+
+
+def selected_targets(a: argparse.Namespace) -> list[str]:
+    """--only (default cargohold + distribution), plus scale-out with --scaleout."""
+    chosen = set(a.only or (CARGOHOLD, DISTRIBUTION))
+    if a.scaleout:
+        chosen.add(SCALEOUT)
+    return [t for t in report.TARGETS if t in chosen]
+
+
 def make_config(a: argparse.Namespace) -> Config:
     q = a.quick
     return Config(
@@ -477,7 +553,13 @@ def make_config(a: argparse.Namespace) -> Config:
         walk_seconds=(a.seconds or (2.0 if q else 5.0)),
         use_wrk=not a.no_wrk,
         pull_httpx=a.pull_httpx,
+        order=tuple(selected_targets(a)),
     )
+
+
+def _sigterm(signum, frame) -> None:
+    # run the finally blocks (servers, moto, scratch database, temp dir) on kill/timeout
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,31 +567,68 @@ def main(argv: list[str] | None = None) -> int:
     if a.rerender:
         return rerender(Path(a.rerender))
     cfg = make_config(a)
+    wanted = list(cfg.order)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     notes: list[str] = []
-    # data on the same disk as /var/tmp (not tmpfs) for both servers
+    signal.signal(signal.SIGTERM, _sigterm)
+    # data on the same disk as /var/tmp (not tmpfs) for all servers
     work = Path(tempfile.mkdtemp(prefix="cargohold-bench-", dir="/var/tmp"))
     targets: list[Target] = []
+    stack = None  # scaleout.ScaleoutStack when the scale-out server is measured
     try:
-        if a.only in ("both", "cargohold"):
+        if CARGOHOLD in wanted or SCALEOUT in wanted:
             ok, msg = servers.cargohold_available(a.cargohold_python, REPO)
-            if ok:
-                srv = servers.cargohold_server(work, a.cargohold_python, a.cargohold_arg)
-                targets.append(Target("cargohold", srv))
-            elif a.only == "cargohold":
+            if not ok:
                 log(f"cargohold is not runnable: {msg}")
-                return 2
-            else:
-                log(f"cargohold not runnable ({msg}); measuring distribution only")
                 notes.append(f"cargohold not runnable: {msg}")
-        if a.only in ("both", "distribution"):
+                wanted = [t for t in wanted if t not in (CARGOHOLD, SCALEOUT)]
+        if CARGOHOLD in wanted:
+            srv = servers.cargohold_server(work, a.cargohold_python, a.cargohold_arg)
+            targets.append(Target(CARGOHOLD, srv))
+        if SCALEOUT in wanted:
+            import scaleout
+
+            log("starting the scale-out stack: scratch PostgreSQL database, moto S3, Redis")
+            try:
+                stack = scaleout.ScaleoutStack(
+                    work, a.cargohold_python, a.postgres_url, a.redis_url
+                )
+                env = stack.start()
+            except Exception as e:
+                msg = f"{type(e).__name__}: {e}"[:600]
+                log(f"scale-out stack failed: {msg}")
+                notes.append(f"cargohold-scaleout not measured: {msg}")
+                wanted.remove(SCALEOUT)
+            else:
+                srv = servers.cargohold_server(
+                    work, a.cargohold_python, a.cargohold_arg, name=SCALEOUT, extra_env=env
+                )
+                srv.cpu_label = "cargohold"  # its own processes, next to moto, postgres...
+                srv.extra_cpu.update(stack.cpu_trackers())
+                targets.append(Target(SCALEOUT, srv))
+                notes.append(
+                    "cargohold-scaleout: PostgreSQL + S3 + Redis. Its S3 is moto, a Python "
+                    "S3 emulator running as one local process, far slower than MinIO or AWS "
+                    "S3: the scale-out blob push/pull figures measure moto more than "
+                    "cargohold. Manifest and tags figures do not touch S3 (manifests and tags "
+                    "live in the database; manifest reads may be answered from cargohold's "
+                    "Redis cache) and are meaningful. moto's CPU, the PostgreSQL backends' "
+                    "and redis-server's count as the scale-out server's CPU."
+                )
+        if DISTRIBUTION in wanted:
             if not Path(servers.DIST_BIN).exists():
                 log(f"{servers.DIST_BIN} missing (apt-get install docker-registry)")
                 return 2
-            targets.append(Target("distribution", servers.distribution_server(work)))
+            targets.append(Target(DISTRIBUTION, servers.distribution_server(work)))
+        if not targets:
+            log("nothing left to measure")
+            return 2
+        cfg.order = tuple(t.name for t in targets)
         if not wrkload.WRK and cfg.use_wrk:
             notes.append("wrk not installed: request loops used the httpx fallback")
         meta = report.machine_info(REPO, a.cargohold_python, work, servers.DIST_BIN)
+        if stack is not None and SCALEOUT in cfg.order:
+            meta.update(stack.describe())
         meta["loadavg_start"] = os.getloadavg()
         log(
             f"machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
@@ -536,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{max(shares):.0%} of total CPU during measurements; {busy} of {len(shares)} "
                 "measurements had > 10% (noisy if many)"
             )
+        for t in targets:
+            for part, tracker in t.server.extra_cpu.items():
+                if getattr(tracker, "seen", 1) == 0:
+                    notes.append(
+                        f"{t.name}: no {part} process was visible in /proc, so its CPU is "
+                        "missing from the server CPU"
+                    )
         meta["loadavg_end"] = os.getloadavg()
         for t in targets:
             if not t.server.alive():
@@ -548,12 +674,21 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {mpath} and {jpath}")
         return 0
     finally:
+        # a second Ctrl-C / SIGTERM must not cut the cleanup short
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for t in targets:
             t.server.stop()
+        if stack is not None:
+            stack.close()
+            for n in stack.cleanup_notes:
+                log(f"cleanup: {n}")
         if a.keep:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

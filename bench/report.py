@@ -10,6 +10,35 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+CARGOHOLD = "cargohold"  # embedded: SQLite + files (the JSON key predates the scale-out mode)
+SCALEOUT = "cargohold-scaleout"  # PostgreSQL + S3 (moto) + Redis
+DISTRIBUTION = "distribution"
+TARGETS = (CARGOHOLD, SCALEOUT, DISTRIBUTION)  # column and measuring order
+# (summary field, numerator target, denominator target, column label); the ratio is
+# oriented so that > 1 favours the cargohold side
+RATIOS = (
+    ("ratio", CARGOHOLD, DISTRIBUTION, "c/d"),
+    ("ratio_scaleout", SCALEOUT, DISTRIBUTION, "s/d"),
+)
+
+
+def shown_targets(results: dict) -> list[str]:
+    """Targets with results, in TARGETS order; the two classic columns are always shown."""
+    present = set(results)
+    if SCALEOUT not in present:
+        present |= {CARGOHOLD, DISTRIBUTION}
+    return [t for t in TARGETS if t in present]
+
+
+def column_name(target: str, targets: list[str]) -> str:
+    if target == CARGOHOLD and SCALEOUT in targets:
+        return "cargohold-embedded"
+    return target
+
+
+def ratio_label(label: str, targets: list[str]) -> str:
+    return "e/d" if label == "c/d" and SCALEOUT in targets else label
+
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
@@ -97,8 +126,9 @@ def median(values: list[float]) -> float | None:
 
 
 def summarize(rows: list[dict], results: dict[str, dict[str, list[dict]]]) -> list[dict]:
-    """One line per metric: medians over runs, ratio oriented so that >1 favours cargohold."""
+    """One line per metric: medians over runs, ratios oriented so that >1 favours cargohold."""
     out = []
+    targets = shown_targets(results)
     for row in rows:
         key, metric = row["key"], row["metric"]
         line: dict[str, Any] = {
@@ -108,18 +138,21 @@ def summarize(rows: list[dict], results: dict[str, dict[str, list[dict]]]) -> li
             "unit": row["unit"],
             "higher_is_better": row["higher"],
         }
-        for target in ("cargohold", "distribution"):
+        for target in targets:
             runs = results.get(target, {}).get(key, [])
             vals = [r[metric] for r in runs if r.get(metric) is not None]
             errs = [r["error"] for r in runs if r.get("error")]
             line[target] = median(vals)
             line[f"{target}_runs"] = vals
             line[f"{target}_error"] = errs[0] if errs and not vals else None
-        a, b = line["cargohold"], line["distribution"]
-        ratio = None
-        if a and b:
-            ratio = a / b if row["higher"] else b / a
-        line["ratio"] = ratio
+        for field, num, den, _label in RATIOS:
+            if num not in targets or den not in targets:
+                continue
+            a, b = line.get(num), line.get(den)
+            ratio = None
+            if a and b:
+                ratio = a / b if row["higher"] else b / a
+            line[field] = ratio
         out.append(line)
     return out
 
@@ -134,21 +167,38 @@ def _fmt(v: float | None, err: str | None) -> str:
     return f"{v:.2f}"
 
 
+def _summary_targets(summary: list[dict]) -> list[str]:
+    first = summary[0] if summary else {}
+    return [t for t in TARGETS if f"{t}_runs" in first]
+
+
 def table(summary: list[dict]) -> list[list[str]]:
-    head = ["operation", "unit", "cargohold", "distribution", "ratio c/d"]
+    targets = _summary_targets(summary)
+    ratios = [(f, lbl) for f, num, den, lbl in RATIOS if num in targets and den in targets]
+    head = ["operation", "unit", *(column_name(t, targets) for t in targets)]
+    head += [f"ratio {ratio_label(lbl, targets)}" for _f, lbl in ratios]
     body = [head]
     for s in summary:
-        ratio = f"{s['ratio']:.2f}x" if s["ratio"] else "-"
-        body.append(
-            [
-                s["operation"],
-                s["unit"],
-                _fmt(s["cargohold"], s["cargohold_error"]),
-                _fmt(s["distribution"], s["distribution_error"]),
-                ratio,
-            ]
-        )
+        row = [s["operation"], s["unit"]]
+        row += [_fmt(s.get(t), s.get(f"{t}_error")) for t in targets]
+        row += [f"{s[f]:.2f}x" if s.get(f) else "-" for f, _lbl in ratios]
+        body.append(row)
     return body
+
+
+def ratio_legend(summary: list[dict], bold: bool = False) -> str:
+    """What the ratio columns mean, for the table printed above it."""
+    targets = _summary_targets(summary)
+    parts = []
+    for _f, num, den, lbl in RATIOS:
+        if num in targets and den in targets:
+            parts.append(f"{ratio_label(lbl, targets)} = {column_name(num, targets)} / {den}")
+    if not parts:
+        return ""
+    better = "> 1 means cargohold is better"
+    if bold:
+        better = f"**{better}**"
+    return "; ".join(parts) + f" for throughput, inverted for latency: {better}"
 
 
 def render_text(rows: list[list[str]]) -> str:
@@ -163,7 +213,8 @@ def render_text(rows: list[list[str]]) -> str:
 
 
 def render_md(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 3) + "|"]
+    align = ["---"] * 2 + ["---:"] * (len(rows[0]) - 2)
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(align) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(out)
 
@@ -195,10 +246,22 @@ def write_outputs(
         + "\n"
     )
     md = [f"# cargohold vs CNCF Distribution — {stamp}", ""]
+    targets = _summary_targets(summary)
+    if SCALEOUT in targets:
+        md.append(
+            "cargohold-embedded is SQLite + files; cargohold-scaleout is PostgreSQL + S3 "
+            "(a moto server) + Redis. **Scale-out blob push/pull figures measure moto, a "
+            "Python S3 emulator far slower than MinIO or AWS S3, more than cargohold**; the "
+            "manifest and tags figures do not touch S3 (manifests and tags live in the "
+            "database; manifest reads may be answered from cargohold's Redis cache) and are "
+            "meaningful; the per-process CPU table below shows which backing service each "
+            "measurement used."
+        )
+        md.append("")
+    legend = ratio_legend(summary, bold=True)
     md.append(
-        "Ratio is cargohold / distribution for throughput and distribution / cargohold "
-        "for latency, so **> 1 means cargohold is better**. Values are medians over "
-        f"{config['runs']} interleaved runs."
+        (f"Ratios: {legend}. " if legend else "")
+        + f"Values are medians over {config['runs']} interleaved runs."
     )
     md += ["", render_md(table(summary)), "", "## Machine", ""]
     md += [f"- **{k}**: {v}" for k, v in meta.items()]
@@ -212,9 +275,22 @@ def write_outputs(
             "",
             "Server and client columns are CPU seconds; *other load* is the share of the "
             "machine's CPU used by anything else meanwhile (other work on a shared machine, "
-            "the idle peer server), from /proc/stat.",
+            "kernel writeback), from /proc/stat; the idle peer servers are not in it.",
             "",
             *cpu_lines,
+        ]
+    parts_lines = _parts_table(results)
+    if parts_lines:
+        md += [
+            "",
+            "## cargohold-scaleout server CPU by process (median)",
+            "",
+            "The scale-out server column above is the sum of these CPU seconds: cargohold's "
+            "processes, the moto S3 server, the PostgreSQL backends of the bench database "
+            "(PostgreSQL's shared background processes are in *other load*) and the shared "
+            "redis-server process.",
+            "",
+            *parts_lines,
         ]
     if notes:
         md += ["", "## Notes", "", *(f"- {n}" for n in notes)]
@@ -230,14 +306,16 @@ def _cpu_table(results: dict) -> list[str]:
                 keys.append(k)
     if not keys:
         return []
+    targets = [t for t in TARGETS if t in results]
+    names = [column_name(t, targets) for t in targets]
+    head = [f"{n} {c}" for n in names for c in ("server", "client", "other load")]
     lines = [
-        "| measurement | cargohold server | cargohold client | cargohold other load "
-        "| distribution server | distribution client | distribution other load |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| measurement | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
     ]
     for k in keys:
         cells = []
-        for target in ("cargohold", "distribution"):
+        for target in targets:
             runs = results.get(target, {}).get(k, [])
             for fld in ("server_cpu_s", "client_cpu_s", "foreign_cpu_share"):
                 m = median([r.get(fld) for r in runs])
@@ -247,5 +325,25 @@ def _cpu_table(results: dict) -> list[str]:
                     cells.append(f"{m:.0%}")
                 else:
                     cells.append(f"{m:.2f}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _parts_table(results: dict) -> list[str]:
+    per = results.get(SCALEOUT, {})
+    parts: list[str] = []
+    for runs in per.values():
+        for r in runs:
+            for part in r.get("server_cpu_parts_s", {}):
+                if part not in parts:
+                    parts.append(part)
+    if not parts:
+        return []
+    lines = ["| measurement | " + " | ".join(parts) + " |", "|---|" + "---:|" * len(parts)]
+    for k, runs in per.items():
+        cells = []
+        for part in parts:
+            m = median([r.get("server_cpu_parts_s", {}).get(part) for r in runs])
+            cells.append("-" if m is None else f"{m:.2f}")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return lines

@@ -1,6 +1,6 @@
 """Benchmark cargohold against CNCF Distribution (Debian's docker-registry) on loopback.
 
-    python bench/run.py [--quick] [--runs N] [--only cargohold|distribution]
+    python bench/run.py [--quick] [--runs N] [--scaleout] [--only cargohold,scaleout,...]
 
 See bench/README.md. The work is in bench/core.py; this launcher only makes sure it runs
 under a Python that has httpx (re-running itself with the project's .venv if needed).

@@ -1,4 +1,4 @@
-"""Start, probe and stop the two registries under test (loopback only)."""
+"""Start, probe and stop the registries under test (loopback only)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,19 +46,69 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
+def _stat(pid: int) -> list[bytes] | None:
+    """Fields 3... of /proc/<pid>/stat (after the command name), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def pid_cpu_ticks(pid: int) -> int | None:
+    """user+system CPU clock ticks of one live process, None when it is gone."""
+    rest = _stat(pid)
+    # fields 14 and 15 of stat (utime, stime); rest starts at field 3
+    return None if rest is None else int(rest[11]) + int(rest[12])
+
+
 def tree_cpu_seconds(root: int) -> float:
     """user+system CPU seconds of a live process tree (live processes only)."""
-    total = 0
-    for pid in tree_pids(root):
+    return sum(pid_cpu_ticks(pid) or 0 for pid in tree_pids(root)) / CLK_TCK
+
+
+class CpuTracker:
+    """CPU seconds of a changing set of processes, never going down.
+
+    `pids()` names the processes to count at each call; a process that has gone keeps the
+    CPU it had when last seen (what it used after that is lost, so this undercounts a
+    little for short-lived processes). Used for the scale-out stack: moto, the PostgreSQL
+    backends of the bench database and redis-server.
+    """
+
+    def __init__(self, pids: Callable[[], Iterable[int]]):
+        self._pids = pids
+        self._last: dict[tuple[int, int], int] = {}
+
+    def __call__(self) -> float:
+        for pid in self._pids():
+            rest = _stat(pid)
+            if rest is None:
+                continue
+            # keyed by (pid, start time, field 22), so a reused pid is a new process
+            self._last[(pid, int(rest[19]))] = int(rest[11]) + int(rest[12])
+        return sum(self._last.values()) / CLK_TCK
+
+    @property
+    def seen(self) -> int:
+        return len(self._last)
+
+
+def find_pids(match: Callable[[bytes], bool]) -> list[int]:
+    """Pids whose /proc/<pid>/cmdline (NUL-separated) satisfies `match`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
         except OSError:
             continue
-        rest = data[data.rfind(b")") + 2 :].split()
-        # fields 14 and 15 of stat (utime, stime); rest starts at field 3
-        total += int(rest[11]) + int(rest[12])
-    return total / CLK_TCK
+        if cmdline and match(cmdline):
+            out.append(int(entry))
+    return out
 
 
 def _http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -78,6 +129,10 @@ class Server:
     ready_path: str
     workdir: Path
     env: dict[str, str] | None = None
+    # CPU of helper processes counted as part of this server (the scale-out stack:
+    # moto, PostgreSQL backends, Redis), by part name; each returns cumulative seconds
+    extra_cpu: dict[str, Callable[[], float]] = field(default_factory=dict)
+    cpu_label: str = ""  # name of the server's own processes in cpu_parts (default: name)
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
@@ -111,10 +166,20 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout}s:\n" + self.log_tail())
 
-    def cpu_seconds(self) -> float:
+    def own_cpu_seconds(self) -> float:
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
         return tree_cpu_seconds(self.proc.pid)
+
+    def cpu_parts(self) -> dict[str, float]:
+        """Cumulative CPU seconds: the server's own process tree, then each helper."""
+        parts = {self.cpu_label or self.name: self.own_cpu_seconds()}
+        for part, fn in self.extra_cpu.items():
+            parts[part] = fn()
+        return parts
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_parts().values())
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -180,9 +245,16 @@ health:
     )
 
 
-def cargohold_server(workdir: Path, python: str, extra_args: list[str]) -> Server:
+def cargohold_server(
+    workdir: Path,
+    python: str,
+    extra_args: list[str],
+    name: str = "cargohold",
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """cargohold serve; `extra_env` (CARGOHOLD_DATABASE_URL...) selects the scale-out setup."""
     port = free_port()
-    data = workdir / "cargohold-data"
+    data = workdir / f"{name}-data"
     data.mkdir(parents=True, exist_ok=True)
     cmd = [
         python,
@@ -198,7 +270,7 @@ def cargohold_server(workdir: Path, python: str, extra_args: list[str]) -> Serve
         *extra_args,
     ]
     return Server(
-        name="cargohold",
+        name=name,
         cmd=cmd,
         port=port,
         ready_path="/readyz",
@@ -206,6 +278,7 @@ def cargohold_server(workdir: Path, python: str, extra_args: list[str]) -> Serve
         # same logging stance as the Distribution config: errors only, no access log
         env={
             **os.environ,
+            **(extra_env or {}),
             "PYTHONUNBUFFERED": "1",
             "CARGOHOLD_LOG_LEVEL": "error",
             "CARGOHOLD_ACCESS_LOG": "false",
