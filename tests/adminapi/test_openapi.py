@@ -30,6 +30,13 @@ PATHS = {
     "/v1/namespaces/{ns}/robots": {"get", "post"},
     "/v1/namespaces/{ns}/robots/{name}": {"delete"},
     "/v1/audit": {"get"},
+    "/v1/repositories/{name}/tags": {"get"},
+    "/v1/repositories/{name}/tags/{tag}": {"get", "put", "delete"},
+    "/v1/repositories/{name}/tags/{tag}/history": {"get"},
+    "/v1/repositories/{name}/tags/{tag}/rollback": {"post"},
+    "/v1/repositories/{name}/history": {"get"},
+    "/v1/namespaces/{ns}/immutable-tag-rules": {"get", "post"},
+    "/v1/namespaces/{ns}/immutable-tag-rules/{rule_id}": {"delete"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 
@@ -65,6 +72,13 @@ def test_openapi_describes_bodies_errors_and_basic_auth(document: dict) -> None:
         "Namespace",
         "Team",
         "ErrorBody",
+        "TagList",
+        "TagHistory",
+        "TagChange",
+        "Rollback",
+        "Retag",
+        "ImmutableRule",
+        "ImmutableRuleCreate",
     } <= set(schemas)
     assert schemas["GrantCreate"]["properties"]["role"] == {"$ref": "#/components/schemas/Role"}
     assert set(schemas["Role"]["enum"]) == {"reader", "writer", "maintainer", "admin"}

@@ -109,7 +109,12 @@ def create_app(settings: Settings) -> Starlette:
     )
     middleware.append(Middleware(AuditMiddleware, audit=audit))
     admin_api = create_admin_api(
-        auth_store, authenticator, policy, audit=audit, failed_logins=failed_logins
+        auth_store,
+        authenticator,
+        policy,
+        audit=audit,
+        failed_logins=failed_logins,
+        registry=registry,
     )
     app = Starlette(
         routes=[

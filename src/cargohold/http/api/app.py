@@ -13,18 +13,22 @@ from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import LoginLimits
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
+from cargohold.core import Registry
 from cargohold.http.api import audit as audit_routes
-from cargohold.http.api import members, orgs, robots, tokens, users
+from cargohold.http.api import immutability, members, orgs, robots, tags, tokens, users
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = """\
 Manage users, organizations, teams, roles, visibility, robot accounts and personal access
-tokens: the operations of the `cargohold` admin commands, over HTTP.
+tokens, and tags as versions (history, rollback, retagging, immutable-tag rules): the
+operations of the `cargohold` admin commands, over HTTP.
 
 Authenticate with HTTP basic credentials: a user name with its password or one of its
 personal access tokens. Registry admins may do everything; admins of a namespace (the role
 `admin` in it, or the owner of a personal namespace) manage its members, teams, robots and
 visibility; every user manages their own tokens. Changes reach `/v2` within seconds.
+The tag endpoints follow the registry's permissions exactly as `/v2` does (pull, push,
+delete), and robot accounts may use them.
 
 Errors have the registry's shape: `{"errors": [{"code": ..., "message": ...}]}`.
 """
@@ -46,11 +50,14 @@ def create_admin_api(
     *,
     audit: AuditLog | None = None,
     failed_logins: LoginLimits | None = None,
+    registry: Registry | None = None,
 ) -> FastAPI:
     """The admin API app; its routes are /v1/..., the registry mounts it under /api.
 
     With `audit`, changes and failed logins go to the audit log; with `failed_logins`,
     logins pause after repeated failures, as on /v2 (share the registry's instances).
+    The tag and immutable-tag-rule endpoints work on `registry` (without it they answer
+    503).
     """
     app = FastAPI(
         title="cargohold admin API",
@@ -67,7 +74,8 @@ def create_admin_api(
     app.state.policy = policy
     app.state.audit = audit
     app.state.failed_logins = failed_logins
-    for module in (users, tokens, orgs, members, robots, audit_routes):
+    app.state.registry = registry
+    for module in (users, tokens, orgs, members, robots, audit_routes, tags, immutability):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

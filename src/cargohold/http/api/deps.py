@@ -12,13 +12,16 @@ from starlette.requests import HTTPConnection
 from cargohold.auth.audit import AuditEvent, AuditLog
 from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import LoginLimits, login_key
+from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import Principal
-from cargohold.auth.roles import Role
+from cargohold.auth.roles import PULL, Role
 from cargohold.auth.store import AuthStore, NamespaceRecord
+from cargohold.core import Registry
 from cargohold.errors import NameInvalid
 from cargohold.http.access import basic_credentials
 from cargohold.http.api.errors import (
     REALM,
+    ApiError,
     denied,
     name_invalid,
     not_found,
@@ -66,6 +69,16 @@ def get_authenticator(request: Request) -> Authenticator:
 Store = Annotated[AuthStore, Depends(get_store)]
 
 
+def get_registry(request: Request) -> Registry:
+    registry: Registry | None = request.app.state.registry
+    if registry is None:
+        raise ApiError(503, "UNAVAILABLE", "this admin API is not attached to a registry")
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
 def address_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -105,18 +118,23 @@ Caller = Annotated[Principal, Depends(current_user)]
 AnyCaller = Annotated[Principal, Depends(current_principal)]
 
 
-def _error(description: str) -> dict[str, Any]:
+# The largest id a database integer column holds (history entries, rules).
+MAX_ID = 2**63 - 1
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An error response of an operation, for the OpenAPI document."""
     return {"model": ErrorBody, "description": description}
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error("missing or invalid credentials (WWW-Authenticate: Basic)"),
-    403: _error("the caller may not do this (code DENIED)"),
-    429: _error("too many failed logins: retry after Retry-After seconds"),
+    401: error_doc("missing or invalid credentials (WWW-Authenticate: Basic)"),
+    403: error_doc("the caller may not do this (code DENIED)"),
+    429: error_doc("too many failed logins: retry after Retry-After seconds"),
 }
-NOT_FOUND = {404: _error("no such user, namespace, team, robot, token or grant")}
-CONFLICT = {409: _error("the name is taken, or the change would conflict")}
-INVALID = {400: _error("an invalid name or request body (NAME_INVALID, INVALID_REQUEST)")}
+NOT_FOUND = {404: error_doc("no such user, namespace, team, robot, token or grant")}
+CONFLICT = {409: error_doc("the name is taken, or the change would conflict")}
+INVALID = {400: error_doc("an invalid name or request body (NAME_INVALID, INVALID_REQUEST)")}
 
 
 # -- names
@@ -148,6 +166,25 @@ def check_repository(value: str, namespace: str | None = None) -> str:
 
 
 # -- permissions
+def require_access(
+    request: Request, principal: Principal, repository: str, action: str, doing: str
+) -> None:
+    """403 unless the registry's policy lets the caller take `action` on `repository`.
+
+    Decided exactly as on /v2. Without pull the answer is the same whether or not the
+    repository exists, so private repositories stay hidden.
+    """
+    policy: AccessPolicy = request.app.state.policy
+    allowed = policy.allowed(principal, repository)
+    if action in allowed:
+        return
+    if PULL not in allowed:
+        raise denied(f"{doing} needs {action} access to {repository}, which you do not have")
+    raise denied(
+        f"{doing} needs {action} access to {repository}; you may only " + ", ".join(sorted(allowed))
+    )
+
+
 def require_registry_admin(principal: Principal, doing: str) -> None:
     if not principal.is_admin:
         raise denied(f"only registry admins may {doing}")
@@ -177,9 +214,12 @@ def namespace_admin(store: AuthStore, principal: Principal, name: str) -> Namesp
 
 
 def can_see_namespace(store: AuthStore, principal: Principal, namespace: NamespaceRecord) -> bool:
-    """Public namespaces, and those the caller owns, administers, holds a grant or a team in."""
+    """Public namespaces, and those the caller owns, administers, holds a grant or a team in
+    (a robot: its own namespace)."""
     if principal.is_admin or namespace.public:
         return True
+    if principal.kind == "robot":
+        return principal.robot_namespace == namespace.name
     if principal.user_id is None:
         return False
     if namespace.kind == "user" and namespace.name == principal.name:

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from cargohold import errors as e
 from cargohold.auth.store import AuthError
-from cargohold.http.errors import error_response, unexpected_error_handler
+from cargohold.http.errors import ERROR_TABLE, error_response, unexpected_error_handler
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,33 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.code, exc.message, exc.status, headers=exc.headers)
 
 
+# The registry core's errors: as on /v2, except where a JSON API can say more precisely.
+REGISTRY_ERRORS: dict[type[e.RegistryError], tuple[str, int]] = {
+    **ERROR_TABLE,
+    e.Denied: ("DENIED", 403),  # TagImmutable too: its message names the rule
+    e.ManifestUnknown: ("MANIFEST_UNKNOWN", 404),
+    e.NameUnknown: ("NAME_UNKNOWN", 404),
+    e.NameInvalid: ("NAME_INVALID", 400),
+    e.TagInvalid: ("TAG_INVALID", 400),
+    e.DigestInvalid: ("DIGEST_INVALID", 400),
+    e.Conflict: ("CONFLICT", 409),
+    e.PaginationInvalid: ("INVALID_REQUEST", 400),
+}
+
+
+def registry_status(exc: e.RegistryError) -> tuple[str, int]:
+    for cls in type(exc).__mro__:
+        if cls in REGISTRY_ERRORS:
+            return REGISTRY_ERRORS[cls]  # type: ignore[index]
+    return "UNSUPPORTED", 400  # a refusal of the core is never a 500
+
+
+async def registry_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, e.RegistryError)
+    code, status = registry_status(exc)
+    return error_response(code, exc.message, status, exc.detail)
+
+
 async def auth_error_handler(request: Request, exc: Exception) -> Response:
     # The store says "no ..." when something named is missing; anything else is a clash.
     message = str(exc)
@@ -95,6 +123,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     ApiError: api_error_handler,
+    e.RegistryError: registry_error_handler,
     AuthError: auth_error_handler,
     IntegrityError: integrity_error_handler,
     RequestValidationError: validation_error_handler,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from cargohold.auth.roles import Role
 
@@ -163,3 +163,100 @@ class AuditEntry(BaseModel):
     target: str = Field(description="repository, namespace, user or path acted on")
     outcome: str = Field(examples=["ok", "failed"])
     detail: dict[str, object] | None
+
+
+# -- tags as versions
+DIGEST_EXAMPLE = "sha256:0d1e0c5cba5d6e3b0f6b4ba57c9e7a8c04a8d3a5d0ad1f5f4e3b9e0d6f0e2a11"
+
+
+class Tag(BaseModel):
+    name: str
+    digest: str = Field(description="the manifest the tag names now", examples=[DIGEST_EXAMPLE])
+    media_type: str
+    size: int = Field(description="the manifest's size in bytes")
+    updated_at: datetime = Field(description="when the tag last changed")
+
+
+class TagList(BaseModel):
+    tags: list[Tag]
+    next: str | None = Field(description="pass as ?last= for the next page; null: no more")
+
+
+class TagEvent(BaseModel):
+    id: int = Field(description="the history entry: `to` of a rollback may name it")
+    repository: str
+    tag: str
+    action: Literal["created", "moved", "deleted"]
+    old_digest: str | None = Field(description="what the tag named before; null: created")
+    new_digest: str | None = Field(description="what it names after; null: deleted")
+    via: str = Field(examples=["push", "delete", "rollback", "retag", "retention"])
+    actor: str | None = Field(description="who made the change, when known")
+    at: datetime
+
+
+class TagHistory(BaseModel):
+    events: list[TagEvent] = Field(description="newest first")
+    next_before: int | None = Field(
+        description="pass as ?before= for the next (older) page; null: no more"
+    )
+
+
+class Rollback(Body):
+    to: str | StrictInt | None = Field(
+        None,
+        description=(
+            "a manifest digest, a history entry id, or an ISO 8601 time (where the tag "
+            "pointed then; UTC if no zone); null or omitted: the manifest the tag named "
+            "before its latest change"
+        ),
+        examples=["2026-11-30T09:15:00Z", 42, DIGEST_EXAMPLE],
+    )
+
+
+class Retag(Body):
+    source: str = Field(
+        min_length=1,
+        max_length=600,
+        description=(
+            "the manifest to point the tag at: <digest> or <tag> (of this repository), "
+            "<repository>@<digest> or <repository>:<tag> (of another repository of the "
+            "same namespace; its content is linked, not copied)"
+        ),
+        examples=["team/app:prod", f"team/app@{DIGEST_EXAMPLE}", DIGEST_EXAMPLE],
+    )
+
+
+class TagChange(BaseModel):
+    repository: str
+    tag: str
+    digest: str = Field(description="what the tag names now")
+    changed: bool = Field(description="false: the tag named that manifest already")
+    event: TagEvent | None = Field(description="the history entry recorded, if it changed")
+
+
+# -- immutable-tag rules
+class ImmutableRule(BaseModel):
+    id: int
+    namespace: str
+    repository: str | None = Field(description="null: every repository of the namespace")
+    pattern: str = Field(description="a glob over tag names (* ? [...])", examples=["v*"])
+    created_by: str | None
+    created_at: datetime
+
+
+class ImmutableRuleList(BaseModel):
+    rules: list[ImmutableRule]
+
+
+class ImmutableRuleCreate(Body):
+    pattern: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="tag characters and the wildcards * ? [...], at most 128 characters",
+        examples=["v*", "release-*", "latest"],
+    )
+    repository: str | None = Field(
+        None,
+        max_length=255,
+        description="only this repository of the namespace; null: all of them",
+    )
