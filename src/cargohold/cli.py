@@ -10,6 +10,7 @@ import typer
 from cargohold import __version__
 from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_gc import register_gc_command
 
 app = typer.Typer(
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
@@ -147,6 +148,7 @@ def db_status(
 
 
 register_admin_commands(app)
+register_gc_command(app)
 
 
 def main() -> None:

@@ -88,6 +88,32 @@ class Settings(BaseSettings):
     failed_login_limit: int = Field(
         10, ge=0, description="Failed logins per address in 5 minutes before a pause (0: off)."
     )
+    gc_interval_minutes: float = Field(
+        0,
+        ge=0,
+        description="Run garbage collection every N minutes while serving (0: only "
+        "when asked, by `cargohold gc` or the admin API).",
+    )
+    gc_grace_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Unreferenced blobs, links and manifests younger than this are kept: "
+        "longer than the slowest push (a push uploads layers before its manifest).",
+    )
+    gc_delete_untagged: bool = Field(
+        False,
+        description="Garbage collection also removes manifests no tag, index, referrer "
+        "subject or recent tag history names.",
+    )
+    tag_history_keep_days: float = Field(
+        14.0,
+        ge=0,
+        description="Manifests a tag pointed at within this many days survive garbage "
+        "collection untagged, so rollback keeps working.",
+    )
+    upload_max_age_hours: float = Field(
+        24.0, gt=0, description="Upload sessions idle this long are removed by garbage collection."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe log level written."
     )

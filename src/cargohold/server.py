@@ -9,6 +9,7 @@ import shutil
 import uvicorn
 
 from cargohold.config import Settings
+from cargohold.gc_schedule import start_schedule
 from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.metrics import MULTIPROC_ENV
 from cargohold.setup import check_open_mode, prepare_storage
@@ -29,6 +30,7 @@ def serve(settings: Settings) -> None:
         settings.workers,
         settings.data_dir,
     )
+    schedule = start_schedule(settings)
     uvicorn.run(
         "cargohold.http.app:app_from_environment",
         factory=True,
@@ -42,6 +44,8 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_keep_alive=30,
     )
+    if schedule is not None:
+        schedule.set()
 
 
 def _prepare_metrics_dir(settings: Settings) -> None:

@@ -37,6 +37,8 @@ PATHS = {
     "/v1/repositories/{name}/history": {"get"},
     "/v1/namespaces/{ns}/immutable-tag-rules": {"get", "post"},
     "/v1/namespaces/{ns}/immutable-tag-rules/{rule_id}": {"delete"},
+    "/v1/gc": {"post"},
+    "/v1/gc/runs": {"get"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

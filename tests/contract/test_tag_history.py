@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -152,7 +153,7 @@ def test_concurrent_moves_record_a_consistent_chain(meta_store: MetadataStore) -
         thread.join()
     events = list(reversed(meta_store.tag_history("r/race", "prod")))
     assert events[0].old_digest is None
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.old_digest == before.new_digest
     current = meta_store.get_tagged_manifest("r/race", "prod")
     assert current is not None and current.digest == events[-1].new_digest

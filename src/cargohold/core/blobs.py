@@ -67,5 +67,5 @@ class BlobService:
         size = self._meta.blob_size(source, digest)
         if size is None or self._blobs.stat(digest) is None:
             return False
-        self._meta.link_blob(repository, digest, size)
-        return True
+        # Never re-creates a blob row: garbage collection may have just removed it.
+        return self._meta.link_existing_blob(repository, digest)

@@ -204,8 +204,12 @@ class UploadService:
         return _HashState(hasher, offset)
 
     def _commit(self, record: UploadRecord, digest: str, size: int) -> None:
-        self._blobs.commit_upload(record.upload_id, digest)
-        self._meta.link_blob(record.repository, digest, size)
+        self._meta.commit_blob(
+            record.repository,
+            digest,
+            size,
+            lambda: self._blobs.commit_upload(record.upload_id, digest),
+        )
         self._meta.delete_upload(record.upload_id)
         self._hashes.pop(record.upload_id, None)
 

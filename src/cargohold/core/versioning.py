@@ -18,6 +18,7 @@ from cargohold.errors import (
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
+    TagImmutable,
     TagInvalid,
 )
 from cargohold.manifest import parse_manifest
@@ -30,6 +31,9 @@ from cargohold.storage.meta import (
     TagRecord,
 )
 
+# A digest's algorithm part; ISO 8601 times have ':' too but never start like this.
+_DIGEST_START = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+MAX_ID = 2**62  # history entry numbers are database ids; larger ones cannot exist
 # Glob patterns: the tag alphabet plus fnmatch's wildcards, at most a tag's length.
 _PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]{1,128}$")
 MAX_HISTORY_PAGE = 1000
@@ -67,7 +71,9 @@ def parse_moment(text: str) -> datetime:
             f"{text!r} is not a digest, a history entry number or an ISO 8601 time "
             "(for example 2026-11-30T09:15:00Z)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)  # stored times are UTC, compared as such
 
 
 class TagService:
@@ -87,6 +93,8 @@ class TagService:
         if tag is not None:
             validate_tag(tag)
         limit = max(1, min(limit, MAX_HISTORY_PAGE))
+        if before_id is not None:
+            before_id = max(0, min(before_id, MAX_ID))
         events = self._meta.tag_history(repository, tag, before_id=before_id, limit=limit)
         if not events and not self._meta.repository_exists(repository):
             raise NameUnknown(f"repository {repository} is not known")
@@ -119,6 +127,11 @@ class TagService:
         validate_tag(tag)
         digest = self._rollback_target(repository, tag, to)
         if self._meta.get_manifest(repository, digest) is None:
+            remembered = digest in self._meta.digests_in_history(
+                repository, datetime.min.replace(tzinfo=UTC)
+            )
+            if not remembered:
+                raise ManifestUnknown(f"{repository} has never held manifest {digest}")
             raise ManifestUnknown(
                 f"manifest {digest} was deleted from {repository}; it cannot be restored "
                 "by a rollback (push it again, then retag)"
@@ -137,10 +150,10 @@ class TagService:
                     f"(its history starts with entry {latest[0].id})"
                 )
             return latest[0].old_digest
-        if is_digest_like(to):
+        if _DIGEST_START.match(to):
             return str(Digest.parse(to))
-        if to.isdigit():
-            event = self._meta.tag_event(repository, int(to))
+        if to.isascii() and to.isdigit():
+            event = self._meta.tag_event(repository, int(to)) if int(to) < MAX_ID else None
             if event is None or event.tag != tag:
                 raise ManifestUnknown(
                     f"history entry {to} is not an entry of {repository}:{tag}; "
@@ -180,6 +193,7 @@ class TagService:
         if record is None:
             raise ManifestUnknown(f"{source} has no manifest {reference}")
         origin = ChangeOrigin(actor, "retag")
+        self._refuse_if_protected(target, tag, record.digest)
         if source != target:
             if namespace_of(source) != namespace_of(target):
                 raise Denied(
@@ -203,8 +217,8 @@ class TagService:
         blob_digests = [d.digest for d in parsed.blobs]
         sizes = self._meta.blob_sizes(source, blob_digests)
         for blob in blob_digests:
-            if blob in sizes:
-                self._meta.link_blob(target, blob, sizes[blob])
+            if blob in sizes and not self._meta.link_existing_blob(target, blob):
+                raise ManifestUnknown(f"blob {blob} of {source} was just garbage-collected")
         self._meta.put_manifest(
             target,
             record,
@@ -212,6 +226,19 @@ class TagService:
             [d.digest for d in parsed.manifests],
             tags=[],
         )
+
+    def _refuse_if_protected(self, repository: str, tag: str, digest: str) -> None:
+        """Refuse before linking anything (the store re-checks when it moves the tag)."""
+        current = self._meta.tag_record(repository, tag)
+        if current is None or current.digest == digest:
+            return
+        for rule in self._meta.immutable_rules(namespace_of(repository)):
+            if rule.applies_to(repository, tag):
+                raise TagImmutable(
+                    f"tag {tag} of {repository} is immutable ({rule.describe()}): it cannot "
+                    "be moved; ask a namespace admin to remove the rule",
+                    detail={"tag": tag, "rule": rule.id, "pattern": rule.pattern},
+                )
 
     # -- immutable-tag rules
     def rules(self, namespace: str) -> list[ImmutableRule]:

@@ -7,6 +7,8 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 from redis import Redis
 from starlette.applications import Starlette
@@ -24,6 +26,7 @@ from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import TokenService
 from cargohold.config import Settings
 from cargohold.core import Registry
+from cargohold.core.gc import options_from
 from cargohold.errors import RegistryError
 from cargohold.http.access import AccessMiddleware
 from cargohold.http.api import create_admin_api
@@ -65,6 +68,23 @@ def build_limits(
     return FailedLogins(settings.failed_login_limit), local
 
 
+def gc_gauges(latest: list[dict[str, Any]]) -> dict[str, float]:
+    """The last garbage collection, whoever ran it (CLI, API, schedule, another replica)."""
+    if not latest:
+        return {}
+    run = latest[0]
+    return {
+        "cargohold_gc_last_run_timestamp_seconds": datetime.fromisoformat(
+            run["finished_at"]
+        ).timestamp(),
+        "cargohold_gc_last_run_duration_seconds": run["seconds"],
+        "cargohold_gc_last_run_blobs_deleted": run["blobs_deleted"],
+        "cargohold_gc_last_run_manifests_deleted": run["manifests_deleted"],
+        "cargohold_gc_last_run_bytes_freed": run["bytes_freed"],
+        "cargohold_gc_last_run_dry_run": float(run["dry_run"]),
+    }
+
+
 def create_app(settings: Settings) -> Starlette:
     stores = open_stores(settings)
     engine, meta, blobs, shared = stores.engine, stores.meta, stores.blobs, stores.redis
@@ -86,12 +106,14 @@ def create_app(settings: Settings) -> Starlette:
 
     def scrape_gauges() -> dict[str, float]:
         pool = engine.pool
-        return {
+        gauges = {
             "cargohold_uploads_in_progress": meta.count_uploads(),
             "cargohold_db_pool_checked_out": pool.checkedout()
             if hasattr(pool, "checkedout")
             else 0,
         }
+        gauges.update(gc_gauges(meta.gc_runs(1)))
+        return gauges
 
     middleware = [
         Middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.access_log)
@@ -115,6 +137,12 @@ def create_app(settings: Settings) -> Starlette:
         audit=audit,
         failed_logins=failed_logins,
         registry=registry,
+        gc_options=options_from(
+            settings.gc_grace_hours,
+            settings.gc_delete_untagged,
+            settings.tag_history_keep_days,
+            settings.upload_max_age_hours,
+        ),
     )
     app = Starlette(
         routes=[

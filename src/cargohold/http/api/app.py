@@ -14,8 +14,9 @@ from cargohold.auth.limits import LoginLimits
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.core import Registry
+from cargohold.core.gc import GcOptions
 from cargohold.http.api import audit as audit_routes
-from cargohold.http.api import immutability, members, orgs, robots, tags, tokens, users
+from cargohold.http.api import gc, immutability, members, orgs, robots, tags, tokens, users
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = """\
@@ -51,6 +52,7 @@ def create_admin_api(
     audit: AuditLog | None = None,
     failed_logins: LoginLimits | None = None,
     registry: Registry | None = None,
+    gc_options: GcOptions | None = None,
 ) -> FastAPI:
     """The admin API app; its routes are /v1/..., the registry mounts it under /api.
 
@@ -75,7 +77,8 @@ def create_admin_api(
     app.state.audit = audit
     app.state.failed_logins = failed_logins
     app.state.registry = registry
-    for module in (users, tokens, orgs, members, robots, audit_routes, tags, immutability):
+    app.state.gc_options = gc_options
+    for module in (users, tokens, orgs, members, robots, audit_routes, tags, immutability, gc):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

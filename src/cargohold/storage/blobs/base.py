@@ -7,6 +7,7 @@ digest was verified, are decisions of the core, recorded in the metadata store.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +85,13 @@ class BlobStore(Protocol):
 
     def upload_ids(self) -> Iterator[str]:
         """Every upload session that holds temporary data."""
+
+    def upload_touched_at(self, upload_id: str) -> datetime | None:
+        """When the session last received bytes (or began); None if it has no data."""
+
+    def purge_incomplete(self, older_than: datetime) -> int:
+        """Remove storage-level leftovers of interrupted commits (S3 multipart uploads)
+        started before `older_than`; how many."""
 
     def check(self) -> None:
         """Raise when the store cannot take writes now (for readiness probes)."""

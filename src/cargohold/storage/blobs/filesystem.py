@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cargohold.storage.blobs.base import UploadOffsetMismatch
@@ -149,6 +150,16 @@ class FilesystemBlobStore:
     def upload_ids(self) -> Iterator[str]:
         for path in self._uploads.iterdir():
             yield path.name
+
+    def upload_touched_at(self, upload_id: str) -> datetime | None:
+        try:
+            mtime = self._upload_path(upload_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return datetime.fromtimestamp(mtime, UTC)
+
+    def purge_incomplete(self, older_than: datetime) -> int:
+        return 0  # a commit is one rename: nothing half-done can be left behind
 
     def check(self) -> None:
         probe = self._uploads / f".ready-{os.getpid()}"

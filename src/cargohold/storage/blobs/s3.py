@@ -495,6 +495,28 @@ class S3BlobStore:
             for common in page.get("CommonPrefixes", ()):
                 yield common["Prefix"][len(root) :].rstrip("/")
 
+    def upload_touched_at(self, upload_id: str) -> datetime | None:
+        try:
+            folder = self._session_folder(upload_id)
+        except FileNotFoundError:
+            return None
+        times = [item["LastModified"] for item in self._list(folder)]
+        return max(times) if times else None
+
+    def purge_incomplete(self, older_than: datetime) -> int:
+        """Abort multipart uploads of blobs that a crashed commit left open."""
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"] < older_than:
+                    with contextlib.suppress(Exception):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        return removed
+
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
 

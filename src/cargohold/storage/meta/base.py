@@ -6,10 +6,14 @@ Names, digests and tags arrive validated by the core; the store only keeps them.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cargohold.storage.meta.gcgraph import GcGraph
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,52 @@ class MetadataStore(Protocol):
     def list_referrers(
         self, repository: str, subject: str, artifact_type: str | None
     ) -> list[ReferrerRecord]: ...
+
+    # -- garbage collection (see sql_gc.py for why it never removes anything live)
+    def commit_blob(
+        self, repository: str, digest: str, size: int, store: Callable[[], None]
+    ) -> None:
+        """Run `store` (it puts the verified bytes in blob storage), then link the blob;
+        never concurrently with gc_delete_files of the same digest."""
+
+    def link_existing_blob(self, repository: str, digest: str) -> bool:
+        """Link a blob that has a row already (a mount); False when it has none."""
+
+    def gc_graph(self, history_since: datetime) -> GcGraph:
+        """A consistent snapshot of every reference, for marking."""
+
+    def gc_delete_manifests(
+        self,
+        repository: str,
+        manifest_ids: Sequence[int],
+        older_than: datetime,
+        history_since: datetime,
+    ) -> list[int]:
+        """Delete those manifests nothing references now; the ids really deleted."""
+
+    def gc_unlink(self, repository: str, digests: Sequence[str], older_than: datetime) -> list[str]:
+        """Remove links older than `older_than` that no manifest of the repository names."""
+
+    def gc_delete_blobs(self, digests: Sequence[str], older_than: datetime) -> list[str]:
+        """Remove blob rows that nothing links or names now."""
+
+    def gc_delete_files(
+        self, digests: Sequence[str], delete_file: Callable[[str], None]
+    ) -> list[str]:
+        """Call delete_file for each digest that still has no blob row, excluded against
+        commit_blob of the same digest; the digests whose files were deleted."""
+
+    def gc_exclusive(self) -> AbstractContextManager[bool]:
+        """While held, no other process or replica collects; yields False if one does."""
+
+    def record_gc_run(self, trigger: str, dry_run: bool, report: dict[str, Any]) -> int: ...
+
+    def gc_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs' reports, newest first."""
+
+    def uploads_older_than(self, moment: datetime) -> list[UploadRecord]: ...
+
+    def upload_ids_known(self, upload_ids: Sequence[str]) -> set[str]: ...
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None: ...

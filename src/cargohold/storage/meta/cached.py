@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from cargohold.storage.meta.base import (
     TagRecord,
     UploadRecord,
 )
+from cargohold.storage.meta.gcgraph import GcGraph
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +245,62 @@ class RedisCachedMetadataStore:
         self, repository: str, subject: str, artifact_type: str | None
     ) -> list[ReferrerRecord]:
         return self._store.list_referrers(repository, subject, artifact_type)
+
+    # -- garbage collection: whatever it removes from a repository invalidates it
+    def commit_blob(
+        self, repository: str, digest: str, size: int, store: Callable[[], None]
+    ) -> None:
+        self._store.commit_blob(repository, digest, size, store)
+
+    def link_existing_blob(self, repository: str, digest: str) -> bool:
+        return self._store.link_existing_blob(repository, digest)
+
+    def gc_graph(self, history_since: datetime) -> GcGraph:
+        return self._store.gc_graph(history_since)
+
+    def gc_delete_manifests(
+        self,
+        repository: str,
+        manifest_ids: Sequence[int],
+        older_than: datetime,
+        history_since: datetime,
+    ) -> list[int]:
+        try:
+            return self._store.gc_delete_manifests(
+                repository, manifest_ids, older_than, history_since
+            )
+        finally:
+            self._changed(repository)
+
+    def gc_unlink(self, repository: str, digests: Sequence[str], older_than: datetime) -> list[str]:
+        try:
+            return self._store.gc_unlink(repository, digests, older_than)
+        finally:
+            self._changed(repository)
+
+    def gc_delete_blobs(self, digests: Sequence[str], older_than: datetime) -> list[str]:
+        # Only unlinked blobs go, and unlinking invalidated their repositories already.
+        return self._store.gc_delete_blobs(digests, older_than)
+
+    def gc_delete_files(
+        self, digests: Sequence[str], delete_file: Callable[[str], None]
+    ) -> list[str]:
+        return self._store.gc_delete_files(digests, delete_file)
+
+    def gc_exclusive(self) -> AbstractContextManager[bool]:
+        return self._store.gc_exclusive()
+
+    def record_gc_run(self, trigger: str, dry_run: bool, report: dict[str, Any]) -> int:
+        return self._store.record_gc_run(trigger, dry_run, report)
+
+    def gc_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._store.gc_runs(limit)
+
+    def uploads_older_than(self, moment: datetime) -> list[UploadRecord]:
+        return self._store.uploads_older_than(moment)
+
+    def upload_ids_known(self, upload_ids: Sequence[str]) -> set[str]:
+        return self._store.upload_ids_known(upload_ids)
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None:

@@ -56,6 +56,7 @@ repository_blobs = Table(
     ),
     Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "digest"),  # migration 0005: "is this blob linked anywhere?" for GC
 )
 
 manifests = Table(
@@ -269,4 +270,17 @@ immutable_tag_rules = Table(
     Column("created_by", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("namespace", "repository", "pattern"),
+)
+
+# -- garbage collection runs (migration 0005)
+
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("trigger", String(32), nullable=False),  # cli | api | schedule
+    Column("dry_run", Boolean, nullable=False),
+    Column("report", Text, nullable=False),  # the JSON report
+    Index(None, "started_at"),
 )

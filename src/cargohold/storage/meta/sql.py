@@ -20,14 +20,14 @@ from cargohold.storage.meta.base import (
     TagEvent,
     UploadRecord,
 )
-from cargohold.storage.meta.sql_versioning import SqlVersioning
+from cargohold.storage.meta.sql_gc import SqlGarbage
 from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.storage.meta.sqlbase import now as _now
 
 __all__ = ["SqlMetadataStore", "create_sql_engine"]
 
 
-class SqlMetadataStore(SqlVersioning):
+class SqlMetadataStore(SqlGarbage):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
@@ -94,19 +94,22 @@ class SqlMetadataStore(SqlVersioning):
 
     # -- blobs
     def link_blob(self, repository: str, digest: str, size: int) -> None:
-        now = _now()
         with self._write() as conn:
-            repo_id = self._ensure_repository(conn, repository)
-            conn.execute(
-                self._insert(m.blobs)
-                .values(digest=digest, size=size, created_at=now)
-                .on_conflict_do_nothing(index_elements=["digest"])
-            )
-            conn.execute(
-                self._insert(m.repository_blobs)
-                .values(repository_id=repo_id, digest=digest, created_at=now)
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
+            self._link(conn, repository, digest, size)
+
+    def _link(self, conn: Connection, repository: str, digest: str, size: int) -> None:
+        now = _now()
+        repo_id = self._ensure_repository(conn, repository)
+        conn.execute(
+            self._insert(m.blobs)
+            .values(digest=digest, size=size, created_at=now)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+        conn.execute(
+            self._insert(m.repository_blobs)
+            .values(repository_id=repo_id, digest=digest, created_at=now)
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
 
     def _visible_blobs_query(self, repository: str) -> Any:
         return (
@@ -176,6 +179,8 @@ class SqlMetadataStore(SqlVersioning):
     ) -> None:
         now = _now()
         repo_id = self._ensure_repository(conn, repository)
+        # Serializes with garbage collection's sweep of this repository (see sql_gc.py).
+        self._lock_repository(conn, repo_id)
         id_query = select(m.manifests.c.id).where(
             m.manifests.c.repository_id == repo_id, m.manifests.c.digest == manifest.digest
         )
@@ -200,6 +205,13 @@ class SqlMetadataStore(SqlVersioning):
             blob_rows = [{"manifest_id": manifest_id, "digest": d} for d in set(blob_digests)]
             if blob_rows:
                 conn.execute(self._insert(m.manifest_blobs).on_conflict_do_nothing(), blob_rows)
+                # The core saw these blobs in the repository; a collection that unlinked one
+                # since then is undone here, in the transaction that makes it referenced.
+                links = [
+                    {"repository_id": repo_id, "digest": d, "created_at": now}
+                    for d in set(blob_digests)
+                ]
+                conn.execute(self._insert(m.repository_blobs).on_conflict_do_nothing(), links)
             child_rows = [
                 {"manifest_id": manifest_id, "child_digest": d} for d in set(child_digests)
             ]

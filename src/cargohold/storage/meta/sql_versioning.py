@@ -285,7 +285,7 @@ def _event(repository: str, row: Any) -> TagEvent:
         new_digest=row.new_digest,
         via=row.via,
         actor=row.actor,
-        at=_aware(row.at),
+        at=aware(row.at),
     )
 
 
@@ -295,7 +295,7 @@ def _tag_record(row: Any) -> TagRecord:
         digest=row.digest,
         media_type=row.media_type,
         size=int(row.size),
-        updated_at=_aware(row.updated_at),
+        updated_at=aware(row.updated_at),
     )
 
 
@@ -306,10 +306,10 @@ def _rule(row: Any) -> ImmutableRule:
         repository=row.repository,
         pattern=row.pattern,
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
     )
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
