@@ -284,3 +284,31 @@ gc_runs = Table(
     Column("report", Text, nullable=False),  # the JSON report
     Index(None, "started_at"),
 )
+
+# -- retention policies and quotas (migration 0006)
+
+# Tags matching `tag_pattern` in the namespace (repository "") or one repository are
+# removed unless among the `keep_last` most recently pushed, or pushed or pulled within
+# `keep_days`; immutable tags are never removed.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("tag_pattern", String(128), nullable=False),
+    Column("keep_last", Integer, nullable=True),
+    Column("keep_days", Integer, nullable=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace", "repository", "tag_pattern"),
+)
+
+namespace_quotas = Table(
+    "namespace_quotas",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("limit_bytes", BigInteger, nullable=False),
+    Column("updated_by", String(255), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
