@@ -52,7 +52,10 @@ class LiveRegistry:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
-        env = {**os.environ, **(extra_env or {})}
+        # What the server was started with beyond os.environ: a CLI run against the same
+        # stores (PostgreSQL, S3, Redis in scale-out) needs it too.
+        self.extra_env = dict(extra_env or {})
+        env = {**os.environ, **self.extra_env}
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

@@ -11,6 +11,7 @@ from cargohold import __version__
 from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_gc import register_gc_command
+from cargohold.cli_tags import register_tag_commands
 
 app = typer.Typer(
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
@@ -149,6 +150,7 @@ def db_status(
 
 register_admin_commands(app)
 register_gc_command(app)
+register_tag_commands(app)
 
 
 def main() -> None:
