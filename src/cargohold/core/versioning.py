@@ -191,6 +191,8 @@ class TagService:
         else:
             record = self._meta.get_tagged_manifest(source, validate_tag(reference))
         if record is None:
+            if not self._meta.repository_exists(source):
+                raise NameUnknown(f"repository {source} is not known")
             raise ManifestUnknown(f"{source} has no manifest {reference}")
         origin = ChangeOrigin(actor, "retag")
         self._refuse_if_protected(target, tag, record.digest)
