@@ -11,6 +11,7 @@ from cargohold import __version__
 from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_gc import register_gc_command
+from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_tags import register_tag_commands
 
 app = typer.Typer(
@@ -150,6 +151,7 @@ def db_status(
 
 register_admin_commands(app)
 register_gc_command(app)
+register_retention_commands(app)
 register_tag_commands(app)
 
 

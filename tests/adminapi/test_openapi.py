@@ -39,6 +39,9 @@ PATHS = {
     "/v1/namespaces/{ns}/immutable-tag-rules/{rule_id}": {"delete"},
     "/v1/gc": {"post"},
     "/v1/gc/runs": {"get"},
+    "/v1/namespaces/{ns}/retention-policies": {"get", "post"},
+    "/v1/namespaces/{ns}/retention-policies/{policy_id}": {"delete"},
+    "/v1/namespaces/{ns}/retention-policies/run": {"post"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

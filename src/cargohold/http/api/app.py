@@ -16,7 +16,17 @@ from cargohold.auth.store import AuthStore
 from cargohold.core import Registry
 from cargohold.core.gc import GcOptions
 from cargohold.http.api import audit as audit_routes
-from cargohold.http.api import gc, immutability, members, orgs, robots, tags, tokens, users
+from cargohold.http.api import (
+    gc,
+    immutability,
+    members,
+    orgs,
+    retention,
+    robots,
+    tags,
+    tokens,
+    users,
+)
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = """\
@@ -78,7 +88,8 @@ def create_admin_api(
     app.state.failed_logins = failed_logins
     app.state.registry = registry
     app.state.gc_options = gc_options
-    for module in (users, tokens, orgs, members, robots, audit_routes, tags, immutability, gc):
+    routers = (users, tokens, orgs, members, robots, audit_routes, tags, immutability, gc)
+    for module in (*routers, retention):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -111,6 +111,33 @@ class ImmutableRule:
         return f"immutable-tag rule {self.id} ({self.pattern!r} in {where})"
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Tags matching the glob `tag_pattern` (in one repository, or in every repository of
+    the namespace when `repository` is empty) are removed unless among the `keep_last`
+    most recently pushed, or pushed or pulled within `keep_days`; core/retention.py plans."""
+
+    id: int
+    namespace: str
+    repository: str
+    tag_pattern: str
+    keep_last: int | None
+    keep_days: int | None
+    created_by: str | None
+    created_at: datetime
+
+    def applies_to(self, repository: str, tag: str) -> bool:
+        if repository.split("/", 1)[0] != self.namespace:
+            return False
+        if self.repository and self.repository != repository:
+            return False
+        return fnmatch.fnmatchcase(tag, self.tag_pattern)
+
+    def describe(self) -> str:
+        where = self.repository or f"namespace {self.namespace}"
+        return f"retention policy {self.id} ({self.tag_pattern!r} in {where})"
+
+
 class MetadataStore(Protocol):
     # -- repositories
     def repository_exists(self, name: str) -> bool: ...
@@ -258,6 +285,37 @@ class MetadataStore(Protocol):
     def uploads_older_than(self, moment: datetime) -> list[UploadRecord]: ...
 
     def upload_ids_known(self, upload_ids: Sequence[str]) -> set[str]: ...
+
+    # -- retention policies (sql_retention.py; core/retention.py plans and runs them)
+    def add_retention_policy(
+        self,
+        namespace: str,
+        repository: str,
+        tag_pattern: str,
+        keep_last: int | None,
+        keep_days: int | None,
+        created_by: str | None,
+    ) -> RetentionPolicy:
+        """Conflict when a policy for the same namespace, repository and pattern exists."""
+
+    def retention_policies(self, namespace: str | None = None) -> list[RetentionPolicy]:
+        """The policies of one namespace, or of every namespace (None), in id order."""
+
+    def remove_retention_policy(self, namespace: str, policy_id: int) -> bool: ...
+
+    def retention_tags(self, namespace: str) -> dict[str, list[TagRecord]]:
+        """Every tag of the namespace's repositories with its push time, by repository
+        (repositories without tags are left out)."""
+
+    def last_pulls(self, namespace: str, since: datetime) -> dict[str, dict[str, datetime]]:
+        """From the audit log's pull events at or after `since`: repository -> reference
+        (a tag or a digest) or pulled digest -> the latest such pull."""
+
+    def delete_tag_if_unchanged(
+        self, repository: str, tag: str, digest: str, pushed_at: datetime, origin: ChangeOrigin
+    ) -> bool:
+        """Remove a tag (recorded, as delete_tag) only if it still names `digest` and was
+        last set at `pushed_at`; False otherwise. TagImmutable if a rule protects it."""
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None: ...

@@ -38,6 +38,7 @@ from cargohold.storage.meta.base import (
     ManifestRecord,
     MetadataStore,
     ReferrerRecord,
+    RetentionPolicy,
     TagEvent,
     TagRecord,
     UploadRecord,
@@ -301,6 +302,40 @@ class RedisCachedMetadataStore:
 
     def upload_ids_known(self, upload_ids: Sequence[str]) -> set[str]:
         return self._store.upload_ids_known(upload_ids)
+
+    # -- retention policies: removing a tag invalidates, the rest changes no lookup
+    def add_retention_policy(
+        self,
+        namespace: str,
+        repository: str,
+        tag_pattern: str,
+        keep_last: int | None,
+        keep_days: int | None,
+        created_by: str | None,
+    ) -> RetentionPolicy:
+        return self._store.add_retention_policy(
+            namespace, repository, tag_pattern, keep_last, keep_days, created_by
+        )
+
+    def retention_policies(self, namespace: str | None = None) -> list[RetentionPolicy]:
+        return self._store.retention_policies(namespace)
+
+    def remove_retention_policy(self, namespace: str, policy_id: int) -> bool:
+        return self._store.remove_retention_policy(namespace, policy_id)
+
+    def retention_tags(self, namespace: str) -> dict[str, list[TagRecord]]:
+        return self._store.retention_tags(namespace)
+
+    def last_pulls(self, namespace: str, since: datetime) -> dict[str, dict[str, datetime]]:
+        return self._store.last_pulls(namespace, since)
+
+    def delete_tag_if_unchanged(
+        self, repository: str, tag: str, digest: str, pushed_at: datetime, origin: ChangeOrigin
+    ) -> bool:
+        try:
+            return self._store.delete_tag_if_unchanged(repository, tag, digest, pushed_at, origin)
+        finally:
+            self._changed(repository)
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None:

@@ -20,14 +20,14 @@ from cargohold.storage.meta.base import (
     TagEvent,
     UploadRecord,
 )
-from cargohold.storage.meta.sql_gc import SqlGarbage
+from cargohold.storage.meta.sql_retention import SqlRetention
 from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.storage.meta.sqlbase import now as _now
 
 __all__ = ["SqlMetadataStore", "create_sql_engine"]
 
 
-class SqlMetadataStore(SqlGarbage):
+class SqlMetadataStore(SqlRetention):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
