@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     gc_interval_minutes: float = Field(
         0,
         ge=0,
-        description="Run garbage collection every N minutes while serving (0: only "
-        "when asked, by `cargohold gc` or the admin API).",
+        description="Every N minutes while serving, apply retention policies, then collect "
+        "garbage (0: only when asked, by `cargohold retention run`, `cargohold gc` or the "
+        "admin API).",
     )
     gc_grace_hours: float = Field(
         24.0,
