@@ -13,6 +13,7 @@ from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_gc import register_gc_command
 from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_tags import register_tag_commands
+from cargohold.cli_vulndb import register_vulndb_commands
 
 app = typer.Typer(
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
@@ -153,6 +154,7 @@ register_admin_commands(app)
 register_gc_command(app)
 register_retention_commands(app)
 register_tag_commands(app)
+register_vulndb_commands(app)
 
 
 def main() -> None:

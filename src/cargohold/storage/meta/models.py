@@ -312,3 +312,57 @@ namespace_quotas = Table(
     Column("updated_by", String(255), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- vulnerability advisories (migration 0007), written by `cargohold vulndb import`
+
+# One OSV record, replaced by id when an import brings it again (the newer `modified` wins).
+advisories = Table(
+    "advisories",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("modified", DateTime(timezone=True), nullable=False),
+    Column("published", DateTime(timezone=True), nullable=True),
+    Column("withdrawn", DateTime(timezone=True), nullable=True),  # set: never matched
+    Column("summary", Text, nullable=True),
+    Column("details", Text, nullable=True),  # trimmed to 4,000 characters
+    Column("aliases", Text, nullable=False),  # JSON list, e.g. the CVE ids
+    Column("upstream", Text, nullable=False),  # JSON list
+    Column("severity", String(16), nullable=False),  # critical | high | medium | low | unknown
+    Column("cvss_vector", String(255), nullable=True),
+    Column("cvss_score_x10", Integer, nullable=True),  # base score times ten: 98 is 9.8
+    Column("link", Text, nullable=True),  # the advisory's own page
+    Column("refs", Text, nullable=False),  # JSON list of {"type", "url"}
+    Column("raw", Text, nullable=False),  # the record as imported (JSON)
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+# What one advisory affects: a package of an ecosystem ("Debian:11", "PyPI", "Go"...), by the
+# name the ecosystem's advisories use (Debian source package, PEP 503 name...). `ranges` holds
+# the OSV ranges that can be evaluated, events checked and sorted; `versions` the listed ones.
+advisory_affected = Table(
+    "advisory_affected",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "advisory_id",
+        String(255),
+        ForeignKey("advisories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("ecosystem", String(100), nullable=False),
+    Column("package", String(512), nullable=False),
+    Column("ranges", Text, nullable=False),  # JSON list of {"type", "events"}
+    Column("versions", Text, nullable=False),  # JSON list
+    Index(None, "ecosystem", "package"),
+    Index(None, "advisory_id"),
+)
+
+vulndb_imports = Table(
+    "vulndb_imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(255), nullable=False),  # the file or folder name imported
+    Column("counts", Text, nullable=False),  # JSON: records, per ecosystem, skipped, ...
+    Index(None, "imported_at"),
+)
