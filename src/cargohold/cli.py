@@ -13,6 +13,7 @@ from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_gc import register_gc_command
 from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_tags import register_tag_commands
+from cargohold.cli_usage import register_usage_commands
 from cargohold.cli_vulndb import register_vulndb_commands
 
 app = typer.Typer(
@@ -154,6 +155,7 @@ register_admin_commands(app)
 register_gc_command(app)
 register_retention_commands(app)
 register_tag_commands(app)
+register_usage_commands(app)
 register_vulndb_commands(app)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cargohold.sizes import format_size
+
 
 class RegistryError(Exception):
     """Base class: `message` is for people, `detail` is structured data for clients."""
@@ -100,3 +102,19 @@ class TagImmutable(Denied):
 
 class Conflict(RegistryError):
     """The change clashes with what exists (a rule defined twice, say)."""
+
+
+class QuotaExceeded(Denied):
+    """Storing a blob would take its namespace over the namespace's quota."""
+
+    def __init__(self, namespace: str, usage: int, limit: int, needed: int) -> None:
+        super().__init__(
+            f"namespace {namespace} would use {format_size(usage + needed)} of its "
+            f"{format_size(limit)} quota (now {format_size(usage)}); delete tags and run "
+            "garbage collection, or ask an admin to raise the quota",
+            detail={"namespace": namespace, "usage": usage, "limit": limit, "needed": needed},
+        )
+        self.namespace = namespace
+        self.usage = usage
+        self.limit = limit
+        self.needed = needed

@@ -19,6 +19,7 @@ from cargohold.digest import SUPPORTED_ALGORITHMS, Digest, new_hasher
 from cargohold.errors import (
     BlobUploadUnknown,
     DigestInvalid,
+    QuotaExceeded,
     RangeInvalid,
     SizeInvalid,
 )
@@ -85,14 +86,24 @@ class UploadService:
         chunks: AsyncIterator[bytes],
         start: int | None = None,
         length: int | None = None,
+        digest: str | None = None,
     ) -> UploadStatus:
-        """Append a chunk; `start` (from Content-Range) must equal the bytes held so far."""
+        """Append a chunk; `start` (from Content-Range) must equal the bytes held so far.
+
+        A chunk of announced `length` that the namespace's quota cannot take is refused
+        before it is read, and the upload cancelled (`digest`: of the whole blob, when the
+        chunk is the last one).
+        """
         record, offset = await asyncio.to_thread(self._session_and_size, repository, upload_id)
         if start is not None and start != offset:
             raise RangeInvalid(
                 f"chunk starts at byte {start} but the upload holds {offset} bytes",
                 upload_id,
                 offset,
+            )
+        if length is not None:
+            await asyncio.to_thread(
+                self._refuse_over_quota, repository, upload_id, offset + length, digest
             )
         writer = await self._lock(upload_id, offset)
         try:
@@ -128,7 +139,7 @@ class UploadService:
         """Take an optional last chunk, verify the digest, and commit the blob."""
         expected = Digest.parse(digest)
         if chunks is not None:
-            await self.append(repository, upload_id, chunks, start, length)
+            await self.append(repository, upload_id, chunks, start, length, str(expected))
         record, size = await asyncio.to_thread(self._session_and_size, repository, upload_id)
         # Hold the upload while verifying and committing, so no append slips in between.
         writer = await self._lock(upload_id, size)
@@ -149,8 +160,15 @@ class UploadService:
     async def upload_whole(
         self, repository: str, digest: str, chunks: AsyncIterator[bytes], length: int | None
     ) -> str:
-        """The single-POST monolithic push: one request carries the whole blob."""
-        algorithm = Digest.parse(digest).algorithm
+        """The single-POST monolithic push: one request carries the whole blob.
+
+        With a known `length`, a blob the namespace's quota cannot take is refused before
+        anything is read or stored."""
+        parsed = Digest.parse(digest)
+        algorithm = parsed.algorithm
+        if length is not None:
+            validate_name(repository)
+            await asyncio.to_thread(self._meta.check_quota, repository, length, str(parsed))
         status = await asyncio.to_thread(self.start, repository, algorithm)
         try:
             return await self.finish(repository, status.upload_id, digest, chunks, 0, length)
@@ -204,14 +222,29 @@ class UploadService:
         return _HashState(hasher, offset)
 
     def _commit(self, record: UploadRecord, digest: str, size: int) -> None:
-        self._meta.commit_blob(
-            record.repository,
-            digest,
-            size,
-            lambda: self._blobs.commit_upload(record.upload_id, digest),
-        )
+        try:
+            self._meta.commit_blob(
+                record.repository,
+                digest,
+                size,
+                lambda: self._blobs.commit_upload(record.upload_id, digest),
+                lambda: self._blobs.delete(digest),
+            )
+        except QuotaExceeded:
+            self._drop(record.upload_id)  # a refused push leaves nothing behind
+            raise
         self._meta.delete_upload(record.upload_id)
         self._hashes.pop(record.upload_id, None)
+
+    def _refuse_over_quota(
+        self, repository: str, upload_id: str, size: int, digest: str | None
+    ) -> None:
+        """Cancel the upload if the namespace's quota cannot take `size` bytes."""
+        try:
+            self._meta.check_quota(repository, size, digest)
+        except QuotaExceeded:
+            self._drop(upload_id)
+            raise
 
     def _drop(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)

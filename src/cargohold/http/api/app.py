@@ -27,6 +27,7 @@ from cargohold.http.api import (
     tokens,
     users,
 )
+from cargohold.http.api import usage as usage_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = """\
@@ -91,6 +92,8 @@ def create_admin_api(
     routers = (users, tokens, orgs, members, robots, audit_routes, tags, immutability, gc)
     for module in (*routers, retention):
         app.include_router(module.router)
+    # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
+    app.include_router(usage_routes.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

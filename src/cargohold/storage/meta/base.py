@@ -48,6 +48,36 @@ class UploadRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """Storage used by a repository, a namespace or the whole registry (name "").
+
+    `stored_bytes` counts each blob linked there once (`blobs` of them); `logical_bytes`
+    is what pulling every manifest would transfer without deduplication (each manifest's
+    own size plus the sizes of the blobs it names); `shared_bytes` is the part of
+    `stored_bytes` also linked elsewhere: in another repository (for a repository and for
+    the registry) or outside the namespace (for a namespace).
+    """
+
+    name: str
+    logical_bytes: int = 0
+    stored_bytes: int = 0
+    shared_bytes: int = 0
+    blobs: int = 0
+    manifests: int = 0
+    repositories: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRecord:
+    """At most `limit_bytes` of unique blobs in the namespace's repositories."""
+
+    namespace: str
+    limit_bytes: int
+    updated_by: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeOrigin:
     """Who changed a tag and through what, as the tag history records it.
 
@@ -242,13 +272,26 @@ class MetadataStore(Protocol):
 
     # -- garbage collection (see sql_gc.py for why it never removes anything live)
     def commit_blob(
-        self, repository: str, digest: str, size: int, store: Callable[[], None]
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        store: Callable[[], None],
+        discard: Callable[[], None] | None = None,
     ) -> None:
         """Run `store` (it puts the verified bytes in blob storage), then link the blob;
-        never concurrently with gc_delete_files of the same digest."""
+        never concurrently with gc_delete_files of the same digest.
+
+        QuotaExceeded when a blob new to the namespace would take it over its quota:
+        then nothing is linked, and `store` has not run, or (a concurrent push won the
+        last bytes while storing) `discard` has removed what it stored.
+        """
 
     def link_existing_blob(self, repository: str, digest: str) -> bool:
-        """Link a blob that has a row already (a mount); False when it has none."""
+        """Link a blob that has a row already (a mount); False when it has none.
+
+        QuotaExceeded, and nothing linked, when that would take the namespace over its
+        quota."""
 
     def gc_graph(self, history_since: datetime) -> GcGraph:
         """A consistent snapshot of every reference, for marking."""
@@ -326,6 +369,33 @@ class MetadataStore(Protocol):
 
     def count_uploads(self) -> int:
         """Upload sessions in progress (for metrics)."""
+
+    # -- namespace quotas and storage usage (sql_usage.py)
+    def set_quota(self, namespace: str, limit_bytes: int, updated_by: str | None) -> QuotaRecord:
+        """Create or replace the namespace's quota. A limit below the current usage is
+        allowed: pushes of new blobs are refused until usage falls below it."""
+
+    def get_quota(self, namespace: str) -> QuotaRecord | None: ...
+
+    def remove_quota(self, namespace: str) -> bool: ...
+
+    def list_quotas(self) -> list[QuotaRecord]:
+        """Every quota, by namespace."""
+
+    def check_quota(self, repository: str, size: int, digest: str | None = None) -> None:
+        """QuotaExceeded if a blob of `size` bytes (`digest`, if known) cannot be added to
+        the repository's namespace now; an early check before data arrives. Without the
+        digest only a blob larger than any the namespace holds is refused."""
+
+    def repository_usage(
+        self, namespace: str | None = None, repository: str | None = None
+    ) -> list[UsageRecord]:
+        """Usage of every repository, of those of one namespace, or of one, by name."""
+
+    def namespace_usage(self, namespace: str | None = None) -> list[UsageRecord]:
+        """Usage of every namespace that has repositories (or of one), by name."""
+
+    def registry_usage(self) -> UsageRecord: ...
 
     # -- health
     def ping(self) -> None:

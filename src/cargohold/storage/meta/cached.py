@@ -37,11 +37,13 @@ from cargohold.storage.meta.base import (
     ImmutableRule,
     ManifestRecord,
     MetadataStore,
+    QuotaRecord,
     ReferrerRecord,
     RetentionPolicy,
     TagEvent,
     TagRecord,
     UploadRecord,
+    UsageRecord,
 )
 from cargohold.storage.meta.gcgraph import GcGraph
 
@@ -249,9 +251,14 @@ class RedisCachedMetadataStore:
 
     # -- garbage collection: whatever it removes from a repository invalidates it
     def commit_blob(
-        self, repository: str, digest: str, size: int, store: Callable[[], None]
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        store: Callable[[], None],
+        discard: Callable[[], None] | None = None,
     ) -> None:
-        self._store.commit_blob(repository, digest, size, store)
+        self._store.commit_blob(repository, digest, size, store, discard)
 
     def link_existing_blob(self, repository: str, digest: str) -> bool:
         return self._store.link_existing_blob(repository, digest)
@@ -349,6 +356,33 @@ class RedisCachedMetadataStore:
 
     def count_uploads(self) -> int:
         return self._store.count_uploads()
+
+    # -- namespace quotas and storage usage: never cached, usage must be current
+    def set_quota(self, namespace: str, limit_bytes: int, updated_by: str | None) -> QuotaRecord:
+        return self._store.set_quota(namespace, limit_bytes, updated_by)
+
+    def get_quota(self, namespace: str) -> QuotaRecord | None:
+        return self._store.get_quota(namespace)
+
+    def remove_quota(self, namespace: str) -> bool:
+        return self._store.remove_quota(namespace)
+
+    def list_quotas(self) -> list[QuotaRecord]:
+        return self._store.list_quotas()
+
+    def check_quota(self, repository: str, size: int, digest: str | None = None) -> None:
+        self._store.check_quota(repository, size, digest)
+
+    def repository_usage(
+        self, namespace: str | None = None, repository: str | None = None
+    ) -> list[UsageRecord]:
+        return self._store.repository_usage(namespace, repository)
+
+    def namespace_usage(self, namespace: str | None = None) -> list[UsageRecord]:
+        return self._store.namespace_usage(namespace)
+
+    def registry_usage(self) -> UsageRecord:
+        return self._store.registry_usage()
 
     # -- health
     def ping(self) -> None:

@@ -11,6 +11,8 @@ Why nothing live is ever removed, while pushes go on:
   an upload's commit of the same digest also takes (commit_blob), re-checking inside the
   lock that no row came back. So an upload never "keeps the stored copy" of bytes that a
   collection is about to delete.
+- A blob commit refused by the namespace's quota after storing (sql_usage.py) removes
+  the bytes itself, under the same digest lock, only if no blob row exists.
 
 SQLite serializes writers already (BEGIN IMMEDIATE); PostgreSQL uses row locks on
 repositories and transaction-scoped advisory locks keyed by digest.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,13 +32,16 @@ from typing import Any
 from sqlalchemy import Connection, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from cargohold.errors import QuotaExceeded
 from cargohold.storage.meta import models as m
 from cargohold.storage.meta.base import UploadRecord
 from cargohold.storage.meta.gcgraph import GcGraph, LinkNode, ManifestNode
+from cargohold.storage.meta.sql_usage import SqlUsage
 from cargohold.storage.meta.sql_versioning import SqlVersioning, aware
 from cargohold.storage.meta.sqlbase import now as _now
 
 BATCH = 500
+log = logging.getLogger(__name__)
 
 
 def _lock_key(digest: str) -> int:
@@ -43,7 +49,7 @@ def _lock_key(digest: str) -> int:
     return int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big", signed=True)
 
 
-class SqlGarbage(SqlVersioning):
+class SqlGarbage(SqlUsage, SqlVersioning):
     # -- blob commits, excluded against file collection of the same digest
     @contextmanager
     def _digest_locked(self, digests: Sequence[str]) -> Iterator[Connection]:
@@ -55,22 +61,57 @@ class SqlGarbage(SqlVersioning):
             yield conn
 
     def commit_blob(
-        self, repository: str, digest: str, size: int, store: Callable[[], None]
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        store: Callable[[], None],
+        discard: Callable[[], None] | None = None,
     ) -> None:
         with self._digest_locked([digest]) as conn:
+            # Over quota: refused before the bytes are stored. Final on SQLite, where this
+            # transaction holds the database; on PostgreSQL confirmed below, under the
+            # namespace's lock, which is not held while storing (an S3 assembly can take
+            # seconds, and would stall every other push to the namespace).
+            self._refuse_over_quota(conn, repository, digest, size, lock=False)
             store()
+            if not self._sqlite:
+                try:
+                    self._refuse_over_quota(conn, repository, digest, size, lock=True)
+                except QuotaExceeded:
+                    # A concurrent push took the last bytes meanwhile.
+                    self._discard_unrecorded(conn, digest, discard)
+                    raise
             self._link(conn, repository, digest, size)
+
+    @staticmethod
+    def _discard_unrecorded(
+        conn: Connection, digest: str, discard: Callable[[], None] | None
+    ) -> None:
+        """Undo a store() whose blob will not be linked: under the digest lock, and only
+        when no blob row exists (else the bytes were stored before, and are in use)."""
+        if conn.execute(select(m.blobs.c.digest).where(m.blobs.c.digest == digest)).first():
+            return
+        if discard is None:
+            log.warning("blob %s stored but refused; its bytes stay until removed", digest)
+            return
+        try:
+            discard()
+        except Exception:
+            log.exception("could not remove the refused blob %s", digest)
 
     def link_existing_blob(self, repository: str, digest: str) -> bool:
         """Link a blob that has a row already (a mount); False when the row is gone."""
         try:
             with self._write() as conn:
-                repo_id = self._ensure_repository(conn, repository)
-                if (
-                    conn.execute(select(m.blobs.c.size).where(m.blobs.c.digest == digest)).first()
-                    is None
-                ):
+                size = conn.execute(
+                    select(m.blobs.c.size).where(m.blobs.c.digest == digest)
+                ).scalar()
+                if size is None:
                     return False
+                # Before the repository row may be created: see sql_usage.py on lock order.
+                self._refuse_over_quota(conn, repository, digest, int(size), lock=True)
+                repo_id = self._ensure_repository(conn, repository)
                 conn.execute(
                     self._insert(m.repository_blobs)
                     .values(repository_id=repo_id, digest=digest, created_at=_now())
