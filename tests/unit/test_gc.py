@@ -190,7 +190,7 @@ def test_rollback_targets_in_every_form(registry: Registry) -> None:
     registry.tags.rollback("team/app", "prod", None, "ops")  # undo: back to two
     moment = events[-1].at.astimezone(timezone(timedelta(hours=5))).isoformat()
     assert registry.tags.rollback("team/app", "prod", moment, "ops").digest == first
-    for hostile in ("²", "9" * 30, "not a time"):
+    for hostile in ("²", "9" * 30, "not a time", "0001-01-01T00:00+05:00"):
         with pytest.raises((ManifestUnknown, TagInvalid)):
             registry.tags.rollback("team/app", "prod", hostile, "ops")
     with pytest.raises(ManifestUnknown, match="never held"):

@@ -73,7 +73,10 @@ def parse_moment(text: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)  # stored times are UTC, compared as such
+    try:
+        return moment.astimezone(UTC)  # stored times are UTC, compared as such
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000
+        raise TagInvalid(f"{text!r} is outside the range of times cargohold stores") from None
 
 
 class TagService:
