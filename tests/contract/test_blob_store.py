@@ -126,3 +126,17 @@ def test_redirect_url_is_none_or_serves_the_blob(blob_store: BlobStore) -> None:
     url = blob_store.redirect_url(digest)
     if url is not None:  # backends that can hand out direct URLs must hand out working ones
         assert httpx.get(url).content == data
+
+
+def test_upload_touched_at_follows_writes(blob_store: BlobStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    assert blob_store.upload_touched_at("never-started") is None
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    blob_store.start_upload("touched")
+    with blob_store.open_upload("touched", 0) as writer:
+        writer.write(b"bytes")
+    touched = blob_store.upload_touched_at("touched")
+    assert touched is not None and before <= touched <= datetime.now(UTC) + timedelta(seconds=5)
+    blob_store.cancel_upload("touched")
+    assert blob_store.upload_touched_at("touched") is None

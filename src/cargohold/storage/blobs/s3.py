@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -508,17 +508,24 @@ class S3BlobStore:
         removed = 0
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
-            for upload in page.get("Uploads", ()):
-                if upload["Initiated"] < older_than:
-                    with contextlib.suppress(Exception):
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        removed += 1
+            for upload in stale_multipart(page.get("Uploads", ()), older_than):
+                with contextlib.suppress(Exception):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
         return removed
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
+
+
+def stale_multipart(
+    uploads: Iterable[dict[str, Any]], older_than: datetime
+) -> list[dict[str, Any]]:
+    """The multipart uploads started before `older_than` (younger ones may be commits
+    in progress)."""
+    return [upload for upload in uploads if upload["Initiated"] < older_than]
 
 
 class _MultipartAssembly:
