@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from cargohold.config import ConfigError, Settings, load_settings
+from cargohold.errors import DigestInvalid, NameInvalid, RegistryError, TagInvalid
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cargohold.stores import Stores
 
 ConfigOption = Annotated[
     Path | None,
@@ -36,3 +45,63 @@ def load(config: Path | None, **overrides: object) -> Settings:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         fail(str(exc), 2)
+
+
+def cli_actor() -> str:
+    """Who a command's changes are attributed to, in tag history and the audit log."""
+    return f"cli:{getpass.getuser()}"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# Core errors caused by what was typed: exit status 2, like a usage error.
+INPUT_ERRORS: tuple[type[RegistryError], ...] = (NameInvalid, TagInvalid, DigestInvalid)
+
+
+def fail_with(exc: RegistryError, input_errors: tuple[type[RegistryError], ...] = ()) -> NoReturn:
+    fail(exc.message, 2 if isinstance(exc, INPUT_ERRORS + input_errors) else 1)
+
+
+@contextmanager
+def opened_stores(
+    config: Path | None,
+    data_dir: Path | None,
+    input_errors: tuple[type[RegistryError], ...] = (),
+) -> Iterator[tuple[Settings, Stores]]:
+    """The settings and the stores they name, as `serve` opens them (migrating the
+    embedded database, refusing an outdated shared one); a core error raised inside
+    becomes one line on stderr and an exit status, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cargohold.setup import UnsafeStart, prepare_storage
+    from cargohold.stores import open_stores
+
+    settings = load(config, data_dir=data_dir)
+    try:
+        prepare_storage(settings)
+        stores = open_stores(settings)
+    except UnsafeStart as exc:
+        fail(str(exc), 2)
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        fail(f"cannot open the registry's stores: {first_line(exc)}")
+    try:
+        yield settings, stores
+    except RegistryError as exc:
+        fail_with(exc, input_errors)
+    except SQLAlchemyError as exc:
+        fail(f"metadata database error: {first_line(exc)}")
+    finally:
+        stores.close()
+
+
+def record_change(engine: Engine, action: str, target: str, **detail: object) -> None:
+    """A change made from the command line, in the audit log like the server's."""
+    from cargohold.auth.audit import AuditEvent, AuditStore
+
+    fields = {key: value for key, value in detail.items() if value is not None}
+    AuditStore(engine).add(
+        [AuditEvent(actor=cli_actor(), action=action, target=target, detail=fields or None)]
+    )

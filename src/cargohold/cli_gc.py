@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores
 
 _PHASES = {
     "mark": "Finding garbage",
@@ -58,24 +58,16 @@ def gc(
     meanwhile never loses a blob. Ends with a summary of what was freed.
     """
     from cargohold.core.gc import GcBusy, collect, options_from
-    from cargohold.setup import UnsafeStart, prepare_storage
-    from cargohold.stores import open_stores
 
-    settings = load(config, data_dir=data_dir)
-    try:
-        prepare_storage(settings)
-    except UnsafeStart as exc:
-        fail(str(exc), 2)
-    options = options_from(
-        grace_hours if grace_hours is not None else settings.gc_grace_hours,
-        delete_untagged if delete_untagged is not None else settings.gc_delete_untagged,
-        settings.tag_history_keep_days,
-        settings.upload_max_age_hours,
-        dry_run,
-    )
-    stores = open_stores(settings)
-    console = Console(stderr=True)
-    try:
+    with opened_stores(config, data_dir) as (settings, stores):
+        options = options_from(
+            grace_hours if grace_hours is not None else settings.gc_grace_hours,
+            delete_untagged if delete_untagged is not None else settings.gc_delete_untagged,
+            settings.tag_history_keep_days,
+            settings.upload_max_age_hours,
+            dry_run,
+        )
+        console = Console(stderr=True)
         with Progress(
             TextColumn("{task.description:<28}"),
             BarColumn(),
@@ -91,11 +83,10 @@ def gc(
                     tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total or 1)
                 bar.update(tasks[phase], completed=done if total else 1, total=total or 1)
 
-            report = collect(stores.meta, stores.blobs, options, "cli", progress)
-    except GcBusy as exc:
-        fail(exc.message, 3)
-    finally:
-        stores.close()
+            try:
+                report = collect(stores.meta, stores.blobs, options, "cli", progress)
+            except GcBusy as exc:
+                fail(exc.message, 3)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -10,20 +10,26 @@ policy), 2 for invalid input.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import (
+    ConfigOption,
+    DataDirOption,
+    cli_actor,
+    fail,
+    opened_stores,
+    record_change,
+)
 from cargohold.core.retention import PolicyInvalid, RetentionService
-from cargohold.errors import NameInvalid, RegistryError, TagInvalid
+from cargohold.errors import NameInvalid, TagInvalid
 from cargohold.storage.meta.base import RetentionPolicy
 from cargohold.stores import Stores
 
@@ -57,33 +63,8 @@ def register_retention_commands(app: typer.Typer) -> None:
 @contextmanager
 def _stores(config: Path | None, data_dir: Path | None) -> Iterator[Stores]:
     """The configured stores; core errors become one line and an exit status."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from cargohold.setup import UnsafeStart, prepare_storage
-    from cargohold.stores import open_stores
-
-    settings = load(config, data_dir=data_dir)
-    try:
-        prepare_storage(settings)
-    except UnsafeStart as exc:
-        fail(str(exc), 2)
-    stores = open_stores(settings)
-    try:
+    with opened_stores(config, data_dir, _INPUT_ERRORS) as (_settings, stores):
         yield stores
-    except RegistryError as exc:
-        _fail_with(exc)
-    except SQLAlchemyError as exc:
-        fail(f"metadata database error: {str(exc).strip().splitlines()[0]}")
-    finally:
-        stores.close()
-
-
-def _fail_with(exc: RegistryError) -> NoReturn:
-    fail(exc.message, 2 if isinstance(exc, _INPUT_ERRORS) else 1)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _service(stores: Stores) -> RetentionService:
@@ -93,11 +74,7 @@ def _service(stores: Stores) -> RetentionService:
 
 
 def _record(stores: Stores, action: str, target: str, **detail: object) -> None:
-    from cargohold.auth.audit import AuditEvent, AuditStore
-
-    AuditStore(stores.engine).add(
-        [AuditEvent(actor=_actor(), action=action, target=target, detail=detail or None)]
-    )
+    record_change(stores.engine, action, target, **detail)
 
 
 def policy_json(policy: RetentionPolicy) -> dict[str, Any]:
@@ -168,7 +145,7 @@ def retention_add(
         fail("give --keep-last, --keep-days or both", 2)
     with _stores(config, data_dir) as stores:
         policy = _service(stores).add_policy(
-            namespace, pattern, repository, keep_last, keep_days, _actor()
+            namespace, pattern, repository, keep_last, keep_days, cli_actor()
         )
         _record(
             stores,
@@ -261,7 +238,7 @@ def retention_run(
     config: ConfigOption = None,
 ) -> None:
     with _stores(config, data_dir) as stores:
-        report = _service(stores).run(namespace, dry_run=dry_run, actor=_actor()).to_dict()
+        report = _service(stores).run(namespace, dry_run=dry_run, actor=cli_actor()).to_dict()
     if json_output:
         typer.echo(json.dumps(report, indent=2))
         return

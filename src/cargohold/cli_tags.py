@@ -11,7 +11,6 @@ repository, tag or digest, an immutable tag, ...), 2 for invalid input.
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 import sys
@@ -20,16 +19,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import (
+    ConfigOption,
+    DataDirOption,
+    cli_actor,
+    fail_with,
+    opened_stores,
+    record_change,
+)
 from cargohold.core.registry import Registry
 from cargohold.core.versioning import MAX_HISTORY_PAGE, TagChange, parse_moment
 from cargohold.digest import Digest
 from cargohold.errors import (
-    DigestInvalid,
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
@@ -53,7 +58,6 @@ immutable_app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-_INPUT_ERRORS = (NameInvalid, TagInvalid, DigestInvalid)
 _SHORT_HEX = 12
 _DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -129,36 +133,8 @@ class Session:
 @contextmanager
 def _session(config: Path | None, data_dir: Path | None) -> Iterator[Session]:
     """The registry over the configured stores; core errors become one line and an exit."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from cargohold.setup import UnsafeStart, prepare_storage
-    from cargohold.stores import open_stores
-
-    settings = load(config, data_dir=data_dir)
-    try:
-        prepare_storage(settings)
-        stores = open_stores(settings)
-    except UnsafeStart as exc:
-        fail(str(exc), 2)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        fail(f"cannot open the registry's stores: {_first_line(exc)}")
-    try:
+    with opened_stores(config, data_dir) as (settings, stores):
         yield Session(Registry(stores.blobs, stores.meta, settings.max_manifest_size), stores)
-    except RegistryError as exc:
-        _fail_with(exc)
-    except SQLAlchemyError as exc:
-        fail(f"metadata database error: {_first_line(exc)}")
-    finally:
-        stores.close()
-
-
-def _fail_with(exc: RegistryError) -> NoReturn:
-    fail(exc.message, 2 if isinstance(exc, _INPUT_ERRORS) else 1)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _checked(text: str, parse: Any, *args: Any) -> Any:
@@ -166,21 +142,12 @@ def _checked(text: str, parse: Any, *args: Any) -> Any:
     try:
         return parse(text, *args)
     except RegistryError as exc:
-        _fail_with(exc)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+        fail_with(exc)
 
 
 def _record(session: Session, action: str, target: str, **detail: object) -> None:
     """Changes go to the audit log like every management command's, as cli:<OS user>."""
-    from cargohold.auth.audit import AuditEvent, AuditStore
-
-    detail = {key: value for key, value in detail.items() if value is not None}
-    AuditStore(session.stores.engine).add(
-        [AuditEvent(actor=_actor(), action=action, target=target, detail=detail or None)]
-    )
+    record_change(session.stores.engine, action, target, **detail)
 
 
 # ------------------------------------------------------------------------------------------
@@ -351,7 +318,7 @@ def tag_history(
     """Show the history of a tag (or of every tag of a repository), newest first."""
     ref = _checked(reference, parse_ref)
     if ref.digest:
-        _fail_with(TagInvalid(f"history is kept per tag: give {ref.repository}:TAG or NAME"))
+        fail_with(TagInvalid(f"history is kept per tag: give {ref.repository}:TAG or NAME"))
     with _session(config, data_dir) as session:
         events = session.registry.tags.history(ref.repository, ref.tag, limit, before)
     if json_output:
@@ -397,7 +364,7 @@ def tag_rollback(
         if not session.registry.meta.repository_exists(ref.repository):
             raise NameUnknown(f"repository {ref.repository} is not known")
         target = _rollback_target(session, ref.repository, ref.tag, to)
-        change = session.registry.tags.rollback(ref.repository, ref.tag, target, _actor())
+        change = session.registry.tags.rollback(ref.repository, ref.tag, target, cli_actor())
         previous = change.event.old_digest if change.event else change.digest
         if change.event is not None:
             _record(
@@ -452,7 +419,7 @@ def tag_add(
     """Tag an existing manifest (retag), without uploading anything."""
     src = _checked(source, parse_ref)
     if src.tag is None and src.digest is None:
-        _fail_with(TagInvalid(f"say what to tag: {src.repository}:TAG or {src.repository}@DIGEST"))
+        fail_with(TagInvalid(f"say what to tag: {src.repository}:TAG or {src.repository}@DIGEST"))
     if "/" in target or ":" in target or "@" in target:
         dest = _checked(target, _tagged, "the target")
     else:
@@ -460,7 +427,7 @@ def tag_add(
     assert dest.tag is not None
     with _session(config, data_dir) as session:
         change = session.registry.tags.add(
-            src.repository, src.digest or src.tag or "", dest.repository, dest.tag, _actor()
+            src.repository, src.digest or src.tag or "", dest.repository, dest.tag, cli_actor()
         )
         previous = change.event.old_digest if change.event else change.digest
         if change.event is not None:
@@ -507,7 +474,7 @@ def tag_list(
     """List a repository's tags with their digests, sizes and update times."""
     ref = _checked(repository, parse_ref)
     if ref.tag or ref.digest:
-        _fail_with(NameInvalid(f"give only the repository: {ref.repository}"))
+        fail_with(NameInvalid(f"give only the repository: {ref.repository}"))
     with _session(config, data_dir) as session:
         records = session.registry.tags.records(ref.repository, None, None)
     if json_output:
@@ -540,7 +507,7 @@ def immutable_add(
 ) -> None:
     """Make the tags matching a pattern immutable, in a namespace or one repository."""
     with _session(config, data_dir) as session:
-        rule = session.registry.tags.add_rule(namespace, pattern, repository, _actor())
+        rule = session.registry.tags.add_rule(namespace, pattern, repository, cli_actor())
         _record(
             session,
             "immutable_add",

@@ -9,7 +9,6 @@ Exit status: 0 on success, 1 when something named is missing, 2 for invalid inpu
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import (
+    ConfigOption,
+    DataDirOption,
+    cli_actor,
+    fail,
+    opened_stores,
+    record_change,
+)
 from cargohold.core.usage import (
     NamespaceUsage,
     QuotaStatus,
@@ -30,7 +36,7 @@ from cargohold.core.usage import (
     usage_dict,
     validate_namespace,
 )
-from cargohold.errors import NameInvalid, RegistryError
+from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
 from cargohold.sizes import format_size
 from cargohold.storage.meta.base import UsageRecord
@@ -53,32 +59,8 @@ def register_usage_commands(app: typer.Typer) -> None:
 
 @contextmanager
 def _stores(config: Path | None, data_dir: Path | None) -> Iterator[Stores]:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from cargohold.setup import UnsafeStart, prepare_storage
-    from cargohold.stores import open_stores
-
-    settings = load(config, data_dir=data_dir)
-    try:
-        prepare_storage(settings)
-        stores = open_stores(settings)
-    except UnsafeStart as exc:
-        fail(str(exc), 2)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        fail(f"cannot open the registry's stores: {_first_line(exc)}")
-    try:
+    with opened_stores(config, data_dir) as (_settings, stores):
         yield stores
-    except RegistryError as exc:
-        fail(exc.message, 2 if isinstance(exc, NameInvalid) else 1)
-    except SQLAlchemyError as exc:
-        fail(f"metadata database error: {_first_line(exc)}")
-    finally:
-        stores.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _namespace(value: str) -> str:
@@ -90,11 +72,7 @@ def _namespace(value: str) -> str:
 
 
 def _record(stores: Stores, action: str, target: str, **detail: object) -> None:
-    from cargohold.auth.audit import AuditEvent, AuditStore
-
-    AuditStore(stores.engine).add(
-        [AuditEvent(actor=_actor(), action=action, target=target, detail=detail or None)]
-    )
+    record_change(stores.engine, action, target, **detail)
 
 
 def _echo_json(value: Any) -> None:
@@ -279,7 +257,7 @@ def quota_set(
     except ValueError as exc:
         fail(str(exc), 2)
     with _stores(config, data_dir) as stores:
-        status = UsageService(stores.meta).set_quota(namespace, limit_bytes, _actor())
+        status = UsageService(stores.meta).set_quota(namespace, limit_bytes, cli_actor())
         _record(stores, "quota_set", namespace, limit_bytes=limit_bytes)
     if as_json:
         _echo_json(status.to_dict())
@@ -350,7 +328,3 @@ def quota_list(
 
 def _no_quota(namespace: str) -> NoReturn:
     fail(f"namespace {namespace} has no quota", 1)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"

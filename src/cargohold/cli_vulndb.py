@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores
 
 vulndb_app = typer.Typer(
     help="Vulnerability advisories (OSV records) used to match installed packages.",
@@ -21,20 +21,6 @@ vulndb_app = typer.Typer(
 
 def register_vulndb_commands(app: typer.Typer) -> None:
     app.add_typer(vulndb_app, name="vulndb")
-
-
-def _open_store(config: Path | None, data_dir: Path | None) -> Any:
-    from cargohold.setup import UnsafeStart, prepare_storage
-    from cargohold.stores import open_stores
-    from cargohold.vulndb.store import AdvisoryStore
-
-    settings = load(config, data_dir=data_dir)
-    try:
-        prepare_storage(settings)
-    except UnsafeStart as exc:
-        fail(str(exc), 2)
-    stores = open_stores(settings)
-    return stores, AdvisoryStore(stores.engine)
 
 
 @vulndb_app.command("import")
@@ -62,9 +48,11 @@ def import_command(
         fail(str(exc), 2)
     if source.total == 0:
         fail(f"no .json files in {path}", 1)
-    stores, store = _open_store(config, data_dir)
+    from cargohold.vulndb.store import AdvisoryStore
+
     console = Console(stderr=True)
-    try:
+    with opened_stores(config, data_dir) as (_settings, stores):
+        store = AdvisoryStore(stores.engine)
         with Progress(
             TextColumn("Importing advisories"),
             BarColumn(),
@@ -79,11 +67,10 @@ def import_command(
                 if done % 200 == 0 or done == _total:
                     bar.update(task, completed=done)
 
-            report = import_path(store, source, progress)
-    except SourceError as exc:
-        fail(str(exc), 2)
-    finally:
-        stores.close()
+            try:
+                report = import_path(store, source, progress)
+            except SourceError as exc:
+                fail(str(exc), 2)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -131,11 +118,10 @@ def status_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Show when advisories were last imported and how many are loaded, per ecosystem."""
-    stores, store = _open_store(config, data_dir)
-    try:
-        status = store.status()
-    finally:
-        stores.close()
+    from cargohold.vulndb.store import AdvisoryStore
+
+    with opened_stores(config, data_dir) as (_settings, stores):
+        status = AdvisoryStore(stores.engine).status()
     if as_json:
         typer.echo(json.dumps(status.to_dict(), indent=2))
         return
