@@ -22,6 +22,9 @@ app = typer.Typer(
     "file given by --config (or CARGOHOLD_CONFIG).",
     no_args_is_help=True,
     add_completion=False,
+    # Paragraphs of help texts are written across several source lines; markdown mode
+    # joins them instead of breaking the terminal output at the source's line ends.
+    rich_markup_mode="markdown",
 )
 
 

@@ -29,14 +29,38 @@ from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
-user_app = typer.Typer(help="Users: people who log in.", no_args_is_help=True)
-org_app = typer.Typer(help="Organizations: shared namespaces.", no_args_is_help=True)
-team_app = typer.Typer(help="Teams: groups of users in an organization.", no_args_is_help=True)
-member_app = typer.Typer(help="Roles of users and teams in a namespace.", no_args_is_help=True)
-visibility_app = typer.Typer(help="Public or private namespaces and repositories.")
-robot_app = typer.Typer(help="Robot accounts for automation (CI, deploys).", no_args_is_help=True)
-token_app = typer.Typer(help="Personal access tokens, usable as passwords.", no_args_is_help=True)
-keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+user_app = typer.Typer(
+    rich_markup_mode="markdown", help="Users: people who log in.", no_args_is_help=True
+)
+org_app = typer.Typer(
+    rich_markup_mode="markdown", help="Organizations: shared namespaces.", no_args_is_help=True
+)
+team_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Teams: groups of users in an organization.",
+    no_args_is_help=True,
+)
+member_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Roles of users and teams in a namespace.",
+    no_args_is_help=True,
+)
+visibility_app = typer.Typer(
+    rich_markup_mode="markdown", help="Public or private namespaces and repositories."
+)
+robot_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Robot accounts for automation (CI, deploys).",
+    no_args_is_help=True,
+)
+token_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Personal access tokens, usable as passwords.",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(
+    rich_markup_mode="markdown", help="Token signing keys.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ExpiresOption = Annotated[

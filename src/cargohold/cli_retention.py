@@ -47,6 +47,7 @@ SEMANTICS = (
 )
 
 retention_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Retention policies: remove old tags by count, age and pulls.\n\n" + SEMANTICS,
     no_args_is_help=True,
 )

@@ -46,12 +46,14 @@ from cargohold.storage.meta import ImmutableRule, TagEvent, TagRecord
 from cargohold.stores import Stores
 
 tag_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Tags as versions: history of every change, rollback, retag without re-upload, "
     "resolve to a digest, list. References are NAME:TAG or NAME@DIGEST, without the "
     "registry host (team/app:prod, team/app@sha256:...).",
     no_args_is_help=True,
 )
 immutable_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Immutable-tag rules: tags matching a pattern (v*, release-*) can never be moved "
     "or deleted, by a push, a delete, a rollback or a retag.",
     no_args_is_help=True,

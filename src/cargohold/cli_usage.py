@@ -43,6 +43,7 @@ from cargohold.storage.meta.base import UsageRecord
 from cargohold.stores import Stores
 
 quota_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Namespace quotas: the most bytes of unique blobs a namespace may store. A push "
     "that would exceed it is refused (403 DENIED); a layer shared by repositories of the "
     "namespace counts once.",

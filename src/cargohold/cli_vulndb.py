@@ -14,6 +14,7 @@ from rich.table import Table
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores
 
 vulndb_app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Vulnerability advisories (OSV records) used to match installed packages.",
     no_args_is_help=True,
 )
