@@ -366,3 +366,20 @@ vulndb_imports = Table(
     Column("counts", Text, nullable=False),  # JSON: records, per ecosystem, skipped, ...
     Index(None, "imported_at"),
 )
+
+# -- vulnerability scan results (migration 0008), written by `cargohold scan run`
+
+# One scan of one manifest: the report as JSON, and which advisory import it was matched
+# against (the newest `vulndb_imports` row at the time; none when nothing was imported).
+scan_results = Table(
+    "scan_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repository", String(255), nullable=False),
+    Column("manifest_digest", DIGEST, nullable=False),
+    Column("scanned_at", DateTime(timezone=True), nullable=False),
+    Column("vulndb_import_id", Integer, nullable=True),
+    Column("vulndb_imported_at", DateTime(timezone=True), nullable=True),
+    Column("report", Text, nullable=False),  # JSON: ScanReport.to_dict()
+    Index(None, "repository", "manifest_digest", "scanned_at"),
+)
