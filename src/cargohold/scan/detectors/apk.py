@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packageurl import PackageURL
-
-from cargohold.scan.detectors.base import attribute_layers, split_paragraphs
+from cargohold.scan.detectors.base import attribute_layers, os_package, split_paragraphs
 from cargohold.scan.layers import ImageFilesystem
 from cargohold.scan.model import OSInfo, Package, Warnings
 from cargohold.scan.osrelease import distro_ecosystem
@@ -73,33 +71,20 @@ class ApkDetector:
             warnings.add("apk-truncated")
         records = parse_installed(content.decode("utf-8", "replace"), warnings)
         origin = attribute_layers(fs, entry, [(r.name, r.version, r.arch) for r in records], _keys)
-        ecosystem, namespace, distro = distro_ecosystem(os_info, "alpine")
+        fields = distro_ecosystem(os_info, "alpine")
         packages: list[Package] = []
         for r in records:
-            layer = origin[(r.name, r.version, r.arch)]
-            qualifiers = {"arch": r.arch} if r.arch else {}
-            if distro:
-                qualifiers["distro"] = distro
-            purl = PackageURL(
-                type="apk",
-                namespace=namespace,
-                name=r.name,
-                version=r.version,
-                qualifiers=qualifiers,
-            ).to_string()
             packages.append(
-                Package(
-                    name=r.name,
-                    version=r.version,
-                    ecosystem=ecosystem,
-                    purl=purl,
-                    kind="apk",
-                    layer_digest=layer.layer_digest,
-                    layer_index=layer.layer_index,
-                    path="/" + INSTALLED,
+                os_package(
+                    "apk",
+                    r.name,
+                    r.version,
+                    r.arch,
+                    origin[(r.name, r.version, r.arch)],
+                    "/" + INSTALLED,
+                    fields,
                     source_name=r.origin,
                     source_version=r.version if r.origin else None,
-                    arch=r.arch,
                 )
             )
         return packages

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
+from packageurl import PackageURL
+
 from cargohold.scan.layers import Analyzer, FileEntry, ImageFilesystem
 from cargohold.scan.model import OSInfo, Package, Warnings
 
@@ -71,3 +73,38 @@ def attribute_layers(
         for k in current:
             attributed[k] = version
     return attributed
+
+
+def os_package(
+    kind: str,
+    name: str,
+    version: str,
+    arch: str | None,
+    layer: FileEntry,
+    path: str,
+    distro_fields: tuple[str, str, str | None],
+    source_name: str | None,
+    source_version: str | None,
+) -> Package:
+    """A package of the OS's package manager (deb, apk), with its purl: the distro's
+    namespace, and arch and distro qualifiers when known."""
+    ecosystem, namespace, distro = distro_fields
+    qualifiers = {"arch": arch} if arch else {}
+    if distro:
+        qualifiers["distro"] = distro
+    purl = PackageURL(
+        type=kind, namespace=namespace, name=name, version=version, qualifiers=qualifiers
+    ).to_string()
+    return Package(
+        name=name,
+        version=version,
+        ecosystem=ecosystem,
+        purl=purl,
+        kind=kind,
+        layer_digest=layer.layer_digest,
+        layer_index=layer.layer_index,
+        path=path,
+        source_name=source_name,
+        source_version=source_version,
+        arch=arch,
+    )

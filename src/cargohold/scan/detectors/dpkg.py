@@ -9,9 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from packageurl import PackageURL
-
-from cargohold.scan.detectors.base import attribute_layers, split_paragraphs
+from cargohold.scan.detectors.base import attribute_layers, os_package, split_paragraphs
 from cargohold.scan.layers import ImageFilesystem
 from cargohold.scan.model import OSInfo, Package, Warnings
 from cargohold.scan.osrelease import distro_ecosystem
@@ -111,7 +109,7 @@ class DpkgDetector:
     ) -> list[Package]:
         files = [STATUS]
         files += [f"{STATUS_D}/{n}" for n in fs.listdir(STATUS_D) if not n.endswith(".md5sums")]
-        ecosystem, namespace, distro = distro_ecosystem(os_info, "debian")
+        fields = distro_ecosystem(os_info, "debian")
         packages: list[Package] = []
         for path in files:
             entry = fs.stat(path)
@@ -128,30 +126,17 @@ class DpkgDetector:
                 fs, entry, [(r.name, r.version, r.arch) for r in records], _keys
             )
             for r in records:
-                layer = origin[(r.name, r.version, r.arch)]
-                qualifiers = {"arch": r.arch} if r.arch else {}
-                if distro:
-                    qualifiers["distro"] = distro
-                purl = PackageURL(
-                    type="deb",
-                    namespace=namespace,
-                    name=r.name,
-                    version=r.version,
-                    qualifiers=qualifiers,
-                ).to_string()
                 packages.append(
-                    Package(
-                        name=r.name,
-                        version=r.version,
-                        ecosystem=ecosystem,
-                        purl=purl,
-                        kind="deb",
-                        layer_digest=layer.layer_digest,
-                        layer_index=layer.layer_index,
-                        path="/" + path,
+                    os_package(
+                        "deb",
+                        r.name,
+                        r.version,
+                        r.arch,
+                        origin[(r.name, r.version, r.arch)],
+                        "/" + path,
+                        fields,
                         source_name=r.source_name,
                         source_version=r.source_version,
-                        arch=r.arch,
                     )
                 )
         return packages
