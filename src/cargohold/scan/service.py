@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from cargohold import mediatypes as mt
 from cargohold.core.registry import Registry
-from cargohold.scan.inventory import build_inventory
+from cargohold.scan.inventory import Inventory, build_inventory
 from cargohold.scan.layers import LayerSource, ScanLimits
 from cargohold.storage.meta.sqlbase import now
 from cargohold.vulndb.matching import Finding
@@ -174,6 +174,15 @@ def sort_by_severity(findings: Iterable[Finding]) -> list[Finding]:
     )
 
 
+@dataclass
+class ImageAnalysis:
+    """One image manifest's scan result with the inventory and findings it was made of."""
+
+    result: ImageResult
+    inventory: Inventory | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
 class ScanService:
     """Scans manifests of ``registry`` against the advisories of ``advisories``."""
 
@@ -234,6 +243,14 @@ class ScanService:
     def _scan_image(
         self, repository: str, digest: str, doc: dict[str, Any], platform: str | None
     ) -> ImageResult:
+        return self.analyze_image(repository, digest, doc, platform).result
+
+    def analyze_image(
+        self, repository: str, digest: str, doc: dict[str, Any], platform: str | None
+    ) -> ImageAnalysis:
+        """Inventory and match one image manifest (``doc``, stored as ``digest``), storing
+        nothing: the result as a scan reports it, with the inventory and findings behind it
+        (both empty for an artifact that is not an image)."""
         config = doc.get("config") or {}
         config_type = config.get("mediaType") if isinstance(config, dict) else None
         layers = [d for d in doc.get("layers") or [] if isinstance(d, dict)]
@@ -241,11 +258,13 @@ class ScanService:
         fs_layers = [d for d in layers if is_layer_type(str(d.get("mediaType", "")))]
         if config_type not in IMAGE_CONFIGS or (layers and not fs_layers):
             kind = artifact_type or config_type or "unknown"
-            return ImageResult(
-                digest,
-                platform,
-                "not-an-image",
-                f"not a container image (artifact type {kind}): nothing to scan",
+            return ImageAnalysis(
+                ImageResult(
+                    digest,
+                    platform,
+                    "not-an-image",
+                    f"not a container image (artifact type {kind}): nothing to scan",
+                )
             )
         warnings: Counter[str] = Counter()
         if len(fs_layers) != len(layers):
@@ -263,7 +282,7 @@ class ScanService:
         findings = sort_by_severity(self._advisories.findings(inventory.packages))
         severity = Counter(f.severity for f in findings)
         os_info = inventory.os
-        return ImageResult(
+        result = ImageResult(
             digest=digest,
             platform=platform,
             os=None
@@ -280,6 +299,7 @@ class ScanService:
             warnings=dict(sorted(warnings.items())),
             layers=len(sources),
         )
+        return ImageAnalysis(result, inventory, findings)
 
     def _layer_source(self, repository: str, descriptor: dict[str, Any]) -> LayerSource:
         digest = str(descriptor["digest"])
