@@ -1,4 +1,5 @@
-"""Every /v2 request is authorised here, in one place, before any handler runs.
+"""Every /v2 request is authorised here, in one place, before any handler runs (the public
+OSV advisory API, PUBLIC_PATHS, is only rate limited).
 
 `required_access` maps a route and method to the repository and action it needs; the
 middleware authenticates the caller (basic credentials or a bearer token), decides, and
@@ -28,6 +29,9 @@ from cargohold.errors import NameInvalid
 from cargohold.http.audit import address_of
 from cargohold.http.errors import error_body
 from cargohold.reference import validate_name
+
+# Served to anyone, without credentials, but rate limited like /v2: the OSV advisory API.
+PUBLIC_PATHS = frozenset({"/v1/query", "/v1/querybatch"})
 
 _REPO_ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>blobs|manifests|tags|referrers)(?:/.*)?$")
 
@@ -91,10 +95,18 @@ class AccessMiddleware:
         self.rate_limiter = rate_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not self.policy.enforced():  # cached; a database look-up every few seconds
+        public = scope["path"] in PUBLIC_PATHS
+        if not public and not scope["path"].startswith("/v2"):
+            await self.app(scope, receive, send)
+            return
+        if public:
+            # Public advisory data, anonymous as on osv.dev: no credentials asked or checked
+            # (an Authorization header is ignored), only the rate limit below, by address.
+            access = Access(ANONYMOUS, self.policy)
+        elif not self.policy.enforced():  # cached; a database look-up every few seconds
             access = Access(ANONYMOUS, None)
         else:
             access = await self._authorize(scope, send)

@@ -39,8 +39,9 @@ from cargohold.http.errors import (
 )
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
-from cargohold.http.routes import token_routes, v2_routes
+from cargohold.http.routes import osv_routes, token_routes, v2_routes
 from cargohold.stores import open_stores
+from cargohold.vulndb.store import AdvisoryStore
 
 # Worker processes receive the parent's resolved settings through this variable.
 SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"
@@ -148,6 +149,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             *v2_routes(),
             *token_routes(),
+            *osv_routes(),
             Route("/metrics", metrics_endpoint(metrics, scrape_gauges), methods=["GET"]),
             Mount("/api", app=admin_api),
         ],
@@ -161,6 +163,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.registry = registry
+    app.state.advisories = AdvisoryStore(engine)
     app.state.settings = settings
     app.state.policy = policy
     app.state.authenticator = authenticator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cargohold.http.handlers import base, blobs, listings, manifests, token, uploads
+from cargohold.http.handlers import base, blobs, listings, manifests, osv, token, uploads
 
 NAME = "{name:path}"
 
@@ -40,4 +40,12 @@ def token_routes() -> list[Route]:
     return [
         Route("/token", token.get_token, methods=["GET"]),
         Route("/token", token.post_token, methods=["POST"]),
+    ]
+
+
+def osv_routes() -> list[Route]:
+    """The OSV advisory API (public: see http/access.py)."""
+    return [
+        Route("/v1/query", osv.query, methods=["POST"]),
+        Route("/v1/querybatch", osv.query_batch, methods=["POST"]),
     ]
