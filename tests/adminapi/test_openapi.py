@@ -42,6 +42,7 @@ PATHS = {
     "/v1/usage": {"get"},
     "/v1/namespaces/{ns}/usage": {"get"},
     "/v1/repositories/{name}/usage": {"get"},
+    "/v1/repositories/{name}/diff": {"get"},
     "/v1/namespaces/{ns}/quota": {"get", "put", "delete"},
     "/v1/namespaces/{ns}/retention-policies": {"get", "post"},
     "/v1/namespaces/{ns}/retention-policies/{policy_id}": {"delete"},

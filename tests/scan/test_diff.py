@@ -141,7 +141,7 @@ EXPECTED_PACKAGES = {
 }
 
 
-def _check(data: dict, old: str, new: str) -> None:
+def check_diff(data: dict, old: str, new: str) -> None:
     assert data["from"]["image_digest"] == old and data["to"]["image_digest"] == new
     assert data["from"]["platform"] == data["to"]["platform"] == "linux/amd64"
     assert data["layers"] == {
@@ -172,7 +172,7 @@ def test_diff_two_images_library_and_cli(registry: Registry, stores: Stores, dat
         registry, AdvisoryStore(stores.engine), ("team/app", "1.0"), ("team/app", "1.1")
     )
     data = diff.to_dict()
-    _check(data, old, new)
+    check_diff(data, old, new)
     assert data["platform"] is None and data["notes"] == []
 
     # Backwards (a rollback): everything swaps.
@@ -241,7 +241,7 @@ def test_indexes_are_diffed_on_one_platform(registry: Registry, stores: Stores):
     data = amd.to_dict()
     assert data["platform"] == "linux/amd64"
     assert "linux/amd64" in data["notes"][0]
-    _check(data, old, new)
+    check_diff(data, old, new)
 
     arm = diff_images(
         registry, advisories, ("team/app", "multi-1.0"), ("team/app", "multi-1.1"), "linux/arm64"
@@ -252,7 +252,7 @@ def test_indexes_are_diffed_on_one_platform(registry: Registry, stores: Stores):
 
     # An index against a single image: the index's image of that platform.
     single = diff_images(registry, advisories, ("team/app", "multi-1.0"), ("team/app", "1.1"))
-    _check(single.to_dict(), old, new)
+    check_diff(single.to_dict(), old, new)
 
     with pytest.raises(DiffError, match="no linux/s390x image"):
         diff_images(

@@ -16,6 +16,7 @@ from cargohold.auth.store import AuthStore
 from cargohold.core import Registry
 from cargohold.core.gc import GcOptions
 from cargohold.http.api import audit as audit_routes
+from cargohold.http.api import diff as diff_routes
 from cargohold.http.api import (
     gc,
     immutability,
@@ -94,6 +95,7 @@ def create_admin_api(
         app.include_router(module.router)
     # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
     app.include_router(usage_routes.router)
+    app.include_router(diff_routes.router)  # after tags: .../tags/diff is a tag
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
