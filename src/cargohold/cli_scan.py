@@ -170,3 +170,78 @@ def print_report(data: dict[str, Any]) -> None:
                 finding["link"] or "",
             )
         console.print(table)
+
+
+@scan_app.command("sbom")
+def sbom_command(
+    image: ImageArgument,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="Store each BOM in the registry as a referrer of its image (artifactType "
+            "application/vnd.cyclonedx+json, listed by `oras discover`); prints the "
+            "referrer digests. Every run adds new referrers: earlier SBOMs are kept.",
+        ),
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the BOM to this file instead of standard output (also with --attach).",
+        ),
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="Of an index, only this platform (e.g. linux/amd64)."),
+    ] = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Inventory an image and emit its SBOM as CycloneDX 1.5 JSON.
+
+    Without --attach the BOM is printed (or written with --output); an index needs
+    --platform then, since there is one BOM per platform image. With --attach, every
+    platform image of an index (or the one chosen with --platform) gets its own BOM,
+    attached through the referrers API (subject = that platform's manifest).
+    """
+    from cargohold.core.registry import Registry
+    from cargohold.scan.sbom import attach_sbom, bom_bytes, cyclonedx, image_inventories
+
+    repository, reference = _reference(image)
+    with opened_stores(config, data_dir) as (settings, stores):
+        registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
+        images = [
+            i
+            for i in image_inventories(registry, repository, reference)
+            if platform is None or i.platform == platform
+        ]
+        if not images:
+            which = f" for platform {platform}" if platform else ""
+            fail(f"{image} has no container image{which} to inventory", 1)
+        if len(images) > 1 and (not attach or output is not None):
+            fail(
+                f"{image} is an index of {len(images)} images: choose one with --platform "
+                "(or use --attach without --output, which attaches one BOM per platform)",
+                2,
+            )
+        attached = []
+        boms = []
+        for item in images:
+            data = bom_bytes(cyclonedx(item.inventory, repository, item.digest))
+            boms.append(data)
+            if attach:
+                attached.append((item, attach_sbom(registry, repository, item.descriptor, data)))
+    if attach:
+        for item, referrer in attached:
+            typer.echo(f"{item.platform or '-'}\t{item.digest}\tsbom {referrer}")
+        if output is not None:
+            with open(output, "wb") as fh:
+                fh.write(boms[0])
+        return
+    if output is not None:
+        with open(output, "wb") as fh:
+            fh.write(boms[0])
+    else:
+        typer.echo(boms[0].decode(), nl=False)
