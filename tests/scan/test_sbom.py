@@ -93,8 +93,18 @@ def push_index(registry: Registry, repository: str, tag: str) -> tuple[str, str,
     return index, amd, arm
 
 
+def validate_schema(bom: dict) -> None:
+    """CycloneDX's own 1.5 JSON schema (bundled in cyclonedx-python-lib, a dev dependency)."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(bom))
+    assert error is None, str(error)[:2000]
+
+
 def check_bom_shape(bom: dict, repository: str, digest: str) -> None:
-    """The fields CycloneDX 1.5 requires (and the ones this BOM promises), by hand."""
+    """CycloneDX's schema, plus what this BOM promises beyond it."""
+    validate_schema(bom)
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.5"
     assert UUID_URN.match(bom["serialNumber"]), bom["serialNumber"]
     assert bom["version"] == 1
@@ -149,6 +159,11 @@ def test_bom_lists_the_inventory(registry: Registry, stores: Stores):
     assert openssl["purl"].startswith("pkg:deb/debian/openssl@")
     [os_component] = [c for c in bom["components"] if c["type"] == "operating-system"]
     assert (os_component["name"], os_component["version"]) == ("debian", "12")
+
+
+def test_schema_validation_can_fail():
+    with pytest.raises(AssertionError):
+        validate_schema({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{}]})
 
 
 def test_duplicate_purls_get_distinct_bom_refs(registry: Registry):
