@@ -24,45 +24,22 @@ from cargohold.auth.roles import Role, parse_actions
 from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import AuthError, AuthStore
 from cargohold.auth.tokens import create_key
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
+from cargohold.cli_common import ConfigOption, DataDirOption, JsonOption, command_group, fail, load
 from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
-user_app = typer.Typer(
-    rich_markup_mode="markdown", help="Users: people who log in.", no_args_is_help=True
+user_app = command_group(help="Users: people who log in.")
+org_app = command_group(help="Organizations: shared namespaces.")
+team_app = command_group(help="Teams: groups of users in an organization.")
+member_app = command_group(help="Roles of users and teams in a namespace.")
+visibility_app = command_group(
+    help="Public or private namespaces and repositories.", no_args_is_help=False
 )
-org_app = typer.Typer(
-    rich_markup_mode="markdown", help="Organizations: shared namespaces.", no_args_is_help=True
-)
-team_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Teams: groups of users in an organization.",
-    no_args_is_help=True,
-)
-member_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Roles of users and teams in a namespace.",
-    no_args_is_help=True,
-)
-visibility_app = typer.Typer(
-    rich_markup_mode="markdown", help="Public or private namespaces and repositories."
-)
-robot_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Robot accounts for automation (CI, deploys).",
-    no_args_is_help=True,
-)
-token_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Personal access tokens, usable as passwords.",
-    no_args_is_help=True,
-)
-keys_app = typer.Typer(
-    rich_markup_mode="markdown", help="Token signing keys.", no_args_is_help=True
-)
+robot_app = command_group(help="Robot accounts for automation (CI, deploys).")
+token_app = command_group(help="Personal access tokens, usable as passwords.")
+keys_app = command_group(help="Token signing keys.")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ExpiresOption = Annotated[
     int | None, typer.Option("--expires-in-days", min=1, help="Expire after N days.")
 ]

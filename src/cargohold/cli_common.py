@@ -33,6 +33,8 @@ DataDirOption = Annotated[
     ),
 ]
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -105,3 +107,9 @@ def record_change(engine: Engine, action: str, target: str, **detail: object) ->
     AuditStore(engine).add(
         [AuditEvent(actor=cli_actor(), action=action, target=target, detail=fields or None)]
     )
+
+
+def command_group(help: str, no_args_is_help: bool = True) -> typer.Typer:
+    """A group of subcommands, set up like every other: help paragraphs are written
+    across several source lines, and markdown mode reflows them to the terminal."""
+    return typer.Typer(help=help, no_args_is_help=no_args_is_help, rich_markup_mode="markdown")

@@ -23,7 +23,9 @@ import typer
 from cargohold.cli_common import (
     ConfigOption,
     DataDirOption,
+    JsonOption,
     cli_actor,
+    command_group,
     fail,
     opened_stores,
     record_change,
@@ -46,13 +48,10 @@ SEMANTICS = (
     "collection."
 )
 
-retention_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Retention policies: remove old tags by count, age and pulls.\n\n" + SEMANTICS,
-    no_args_is_help=True,
+retention_app = command_group(
+    help="Retention policies: remove old tags by count, age and pulls.\n\n" + SEMANTICS
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 NamespaceArgument = Annotated[str, typer.Argument(help="The namespace (team), no '/'.")]
 _INPUT_ERRORS = (NameInvalid, TagInvalid, PolicyInvalid)
 

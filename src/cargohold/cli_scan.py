@@ -9,12 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, fail_with, opened_stores
+from cargohold.cli_common import (
+    ConfigOption,
+    DataDirOption,
+    command_group,
+    fail,
+    fail_with,
+    opened_stores,
+)
 from cargohold.errors import RegistryError
 
-scan_app = typer.Typer(
-    help="Vulnerability scans of stored images (advisories from `cargohold vulndb import`).",
-    no_args_is_help=True,
+scan_app = command_group(
+    help="Vulnerability scans of stored images (advisories from `cargohold vulndb import`)."
 )
 
 ImageArgument = Annotated[

@@ -12,7 +12,6 @@ repository, tag or digest, an immutable tag, ...), 2 for invalid input.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +25,17 @@ import typer
 from cargohold.cli_common import (
     ConfigOption,
     DataDirOption,
+    JsonOption,
     cli_actor,
+    command_group,
     fail_with,
     opened_stores,
     record_change,
 )
 from cargohold.core.registry import Registry
-from cargohold.core.versioning import MAX_HISTORY_PAGE, TagChange, parse_moment
+from cargohold.core.versioning import MAX_HISTORY_PAGE, TagChange
 from cargohold.digest import Digest
 from cargohold.errors import (
-    ManifestUnknown,
     NameInvalid,
     NameUnknown,
     RegistryError,
@@ -45,23 +45,17 @@ from cargohold.reference import validate_name, validate_tag
 from cargohold.storage.meta import ImmutableRule, TagEvent, TagRecord
 from cargohold.stores import Stores
 
-tag_app = typer.Typer(
-    rich_markup_mode="markdown",
+tag_app = command_group(
     help="Tags as versions: history of every change, rollback, retag without re-upload, "
     "resolve to a digest, list. References are NAME:TAG or NAME@DIGEST, without the "
-    "registry host (team/app:prod, team/app@sha256:...).",
-    no_args_is_help=True,
+    "registry host (team/app:prod, team/app@sha256:...)."
 )
-immutable_app = typer.Typer(
-    rich_markup_mode="markdown",
+immutable_app = command_group(
     help="Immutable-tag rules: tags matching a pattern (v*, release-*) can never be moved "
-    "or deleted, by a push, a delete, a rollback or a retag.",
-    no_args_is_help=True,
+    "or deleted, by a push, a delete, a rollback or a retag."
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 _SHORT_HEX = 12
-_DATE_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def register_tag_commands(app: typer.Typer) -> None:
@@ -362,10 +356,7 @@ def tag_rollback(
     ref = _checked(reference, _tagged, "the tag to roll back")
     assert ref.tag is not None
     with _session(config, data_dir) as session:
-        # (The core would call a digest of an unknown repository "deleted" instead.)
-        if not session.registry.meta.repository_exists(ref.repository):
-            raise NameUnknown(f"repository {ref.repository} is not known")
-        target = _rollback_target(session, ref.repository, ref.tag, to)
+        target = None if to is None else to.strip()
         change = session.registry.tags.rollback(ref.repository, ref.tag, target, cli_actor())
         previous = change.event.old_digest if change.event else change.digest
         if change.event is not None:
@@ -382,23 +373,6 @@ def tag_rollback(
         _echo_json(change_json(change, previous))
     else:
         typer.echo(_describe_change(change))
-
-
-def _rollback_target(session: Session, repository: str, tag: str, to: str | None) -> str | None:
-    """What the core's rollback gets for `--to`: times are resolved here, in UTC.
-
-    (The core takes any text with ':' for a digest, so it cannot read 09:15:00 itself.)
-    """
-    if to is None:
-        return None
-    to = to.strip()
-    if to.isdigit() or not _DATE_START.match(to):
-        return to  # an entry id, a digest, or something the core explains it cannot use
-    moment = parse_moment(to).astimezone(UTC)
-    then = session.registry.meta.tag_history(repository, tag, at_or_before=moment, limit=1)
-    if not then or then[0].new_digest is None:
-        raise ManifestUnknown(f"{repository}:{tag} did not exist at {_iso(moment)}")
-    return then[0].new_digest
 
 
 @tag_app.command("add", help=ADD_HELP)

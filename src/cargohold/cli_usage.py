@@ -22,7 +22,9 @@ from rich.table import Table
 from cargohold.cli_common import (
     ConfigOption,
     DataDirOption,
+    JsonOption,
     cli_actor,
+    command_group,
     fail,
     opened_stores,
     record_change,
@@ -42,15 +44,11 @@ from cargohold.sizes import format_size
 from cargohold.storage.meta.base import UsageRecord
 from cargohold.stores import Stores
 
-quota_app = typer.Typer(
-    rich_markup_mode="markdown",
+quota_app = command_group(
     help="Namespace quotas: the most bytes of unique blobs a namespace may store. A push "
     "that would exceed it is refused (403 DENIED); a layer shared by repositories of the "
-    "namespace counts once.",
-    no_args_is_help=True,
+    "namespace counts once."
 )
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def register_usage_commands(app: typer.Typer) -> None:

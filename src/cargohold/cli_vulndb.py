@@ -11,12 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores
+from cargohold.cli_common import ConfigOption, DataDirOption, command_group, fail, opened_stores
 
-vulndb_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Vulnerability advisories (OSV records) used to match installed packages.",
-    no_args_is_help=True,
+vulndb_app = command_group(
+    help="Vulnerability advisories (OSV records) used to match installed packages."
 )
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cargohold.config import Settings
 from cargohold.core.registry import Registry
 from cargohold.scan.diff import DiffError, diff_images
-from cargohold.setup import prepare_storage
-from cargohold.stores import Stores, open_stores
+from cargohold.stores import Stores
 from cargohold.vulndb.osv import parse_record
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -28,26 +25,6 @@ from .test_service import (
     push_image,
     push_manifest,
 )
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def stores(data_dir: Path) -> Iterator[Stores]:
-    settings = Settings(data_dir=data_dir)
-    prepare_storage(settings)
-    opened = open_stores(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def registry(stores: Stores) -> Registry:
-    return Registry(stores.blobs, stores.meta, 4 << 20)
-
 
 VENV_SITE = "opt/venv/lib/python3.11/site-packages"
 

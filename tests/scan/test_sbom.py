@@ -8,14 +8,12 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.conftest import LiveRegistry
 
-from cargohold.config import Settings
 from cargohold.core.registry import Registry
 from cargohold.scan.sbom import (
     CYCLONEDX_JSON,
@@ -26,8 +24,7 @@ from cargohold.scan.sbom import (
     image_inventories,
 )
 from cargohold.scan.service import ScanService
-from cargohold.setup import prepare_storage
-from cargohold.stores import Stores, open_stores
+from cargohold.stores import Stores
 from cargohold.vulndb.store import AdvisoryStore
 
 from .layerkit import OCI_LAYER_GZIP
@@ -42,25 +39,6 @@ from .test_service import (
 )
 
 UUID_URN = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def stores(data_dir: Path) -> Iterator[Stores]:
-    settings = Settings(data_dir=data_dir)
-    prepare_storage(settings)
-    opened = open_stores(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def registry(stores: Stores) -> Registry:
-    return Registry(stores.blobs, stores.meta, 4 << 20)
 
 
 def _sha(data: bytes) -> str:

@@ -10,17 +10,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from cargohold.config import Settings
 from cargohold.core.registry import Registry
 from cargohold.scan.results import ScanResultStore
 from cargohold.scan.service import ScanReport, ScanService, chunk_stream
-from cargohold.setup import prepare_storage
-from cargohold.stores import Stores, open_stores
+from cargohold.stores import Stores
 from cargohold.vulndb.osv import parse_record
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -182,25 +177,6 @@ def app_layers() -> list[tuple[bytes, str]]:
         (python_layer().zstd(), OCI_LAYER_ZSTD),
         (cleanup_layer().gzip(), OCI_LAYER_GZIP),
     ]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def stores(data_dir: Path) -> Iterator[Stores]:
-    settings = Settings(data_dir=data_dir)
-    prepare_storage(settings)
-    opened = open_stores(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def registry(stores: Stores) -> Registry:
-    return Registry(stores.blobs, stores.meta, 4 << 20)
 
 
 def cargohold(data_dir: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

@@ -130,6 +130,8 @@ class TagService:
         validate_tag(tag)
         digest = self._rollback_target(repository, tag, to)
         if self._meta.get_manifest(repository, digest) is None:
+            if not self._meta.repository_exists(repository):
+                raise NameUnknown(f"repository {repository} is not known")
             remembered = digest in self._meta.digests_in_history(
                 repository, datetime.min.replace(tzinfo=UTC)
             )
@@ -170,7 +172,8 @@ class TagService:
         moment = parse_moment(to)
         then = self._meta.tag_history(repository, tag, at_or_before=moment, limit=1)
         if not then or then[0].new_digest is None:
-            raise ManifestUnknown(f"{repository}:{tag} did not exist at {moment.isoformat()}")
+            when = moment.isoformat().replace("+00:00", "Z")
+            raise ManifestUnknown(f"{repository}:{tag} did not exist at {when}")
         return then[0].new_digest
 
     def add(

@@ -12,7 +12,6 @@ team/app, not that of a repository team/app/tags/x.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -22,7 +21,6 @@ from cargohold.auth.roles import DELETE, PULL, PUSH
 from cargohold.core import Registry
 from cargohold.core import versioning as core
 from cargohold.digest import SUPPORTED_ALGORITHMS, Digest
-from cargohold.errors import ManifestUnknown, TagInvalid
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
     MAX_ID,
@@ -161,7 +159,7 @@ def rollback(
 ) -> TagChange:
     _check(request, principal, name, PUSH, f"rolling back {name}:{tag}", tag)
     to = None if body is None else body.to
-    change = registry.tags.rollback(name, tag, _rollback_to(to, name, tag), principal.name)
+    change = registry.tags.rollback(name, tag, _rollback_to(to), principal.name)
     if change.event is not None:
         log_change(
             request,
@@ -297,30 +295,6 @@ def parse_source(text: str, repository: str) -> tuple[str, str]:
     return repository, validate_tag(text)
 
 
-def _rollback_to(to: str | int | None, name: str, tag: str) -> str | None:
-    """What to hand the core as a rollback's `to`: an entry id, a digest, or a UTC time.
-
-    Times go as UTC without separators: the core takes any text with ':' for a digest,
-    and on SQLite compares times by their digits, whatever the zone.
-    """
-    if to is None:
-        return None
-    text = str(to).strip()
-    if text.isdigit():
-        if not text.isascii():
-            raise TagInvalid(f"{text[:40]!r} is not a history entry number: use digits 0-9")
-        if int(text) > MAX_ID:
-            raise ManifestUnknown(f"history entry {text[:40]} is not an entry of {name}:{tag}")
-        return text
-    try:
-        moment = core.parse_moment(text)
-    except TagInvalid:
-        return text  # a digest, or nothing valid (the core says which)
-    try:
-        m = moment.astimezone(UTC)
-    except OverflowError:
-        raise TagInvalid(f"{text[:60]!r} is out of range") from None
-    return (
-        f"{m.year:04d}{m.month:02d}{m.day:02d}T{m.hour:02d}{m.minute:02d}{m.second:02d}"
-        f".{m.microsecond:06d}"
-    )
+def _rollback_to(to: str | int | None) -> str | None:
+    """The body's `to` as the core reads it: an entry number may arrive as a JSON number."""
+    return None if to is None else str(to).strip()
