@@ -115,6 +115,31 @@ class Settings(BaseSettings):
     upload_max_age_hours: float = Field(
         24.0, gt=0, description="Upload sessions idle this long are removed by garbage collection."
     )
+    scan_on_push: bool = Field(
+        True,
+        description="Queue a vulnerability scan of every pushed image (and of each platform "
+        "of an index); the serving process's scan worker runs the queue.",
+    )
+    scan_workers: int = Field(
+        1,
+        ge=0,
+        description="Scan worker threads in the serving process (0: this replica runs no "
+        "scans; the queue waits for another replica or a restart).",
+    )
+    scan_poll_seconds: float = Field(
+        2.0, gt=0, description="How often an idle scan worker looks for queued jobs."
+    )
+    scan_attach_sbom: bool = Field(
+        True,
+        description="After the first scan of an image, attach its CycloneDX SBOM as an OCI "
+        "referrer (artifactType application/vnd.cyclonedx+json).",
+    )
+    scan_keep_results: int = Field(
+        3,
+        ge=1,
+        description="Scan results kept per image; older ones, and those of deleted images, "
+        "are removed by the scheduled cleanup.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe log level written."
     )

@@ -36,7 +36,9 @@ class Stores:
 def open_stores(settings: Settings) -> Stores:
     engine = create_sql_engine(settings.resolved_database_url, settings.database_pool_size)
     shared = redis_client(settings.redis_url) if settings.redis_url else None
-    meta: MetadataStore = SqlMetadataStore(engine)
+    sql = SqlMetadataStore(engine)
+    sql.scan_on_push = settings.scan_on_push
+    meta: MetadataStore = sql
     locks = None
     if shared is not None:
         locks = RedisUploadLocks(shared, settings.redis_prefix)

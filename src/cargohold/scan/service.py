@@ -31,12 +31,7 @@ from cargohold.vulndb.store import AdvisoryStore
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
-IMAGE_CONFIGS = frozenset(
-    {
-        "application/vnd.oci.image.config.v1+json",
-        "application/vnd.docker.container.image.v1+json",
-    }
-)
+IMAGE_CONFIGS = mt.IMAGE_CONFIGS
 # Filesystem layers: OCI (plain, gzip, zstd, and the deprecated non-distributable ones)
 # and Docker's.
 _LAYER_PREFIXES = (

@@ -383,3 +383,56 @@ scan_results = Table(
     Column("report", Text, nullable=False),  # JSON: ScanReport.to_dict()
     Index(None, "repository", "manifest_digest", "scanned_at"),
 )
+
+# -- scan queue (migration 0009): jobs for the background scanner
+
+# One job: scan a manifest (kind push/manual/advisories) or, with no repository, enqueue a
+# rescan of every image (kind rescan-all). Queued in the transaction that stores the
+# manifest, claimed with a lease, so a worker that dies mid-scan leaves a job another
+# worker takes once the lease runs out.
+scan_jobs = Table(
+    "scan_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repository", String(255), nullable=True),
+    Column("manifest_digest", DIGEST, nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(10), nullable=False),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("worker", String(100), nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "state", "not_before"),
+    Index(None, "repository", "manifest_digest"),
+)
+
+# -- pull policies by scan result (migration 0010)
+
+# Per namespace: refuse pulls of images with findings at or above `min_severity`, and
+# (when `allow_unscanned` is false) of images with no scan result yet.
+scan_policies = Table(
+    "scan_policies",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("min_severity", String(10), nullable=False),
+    Column("allow_unscanned", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=True),
+)
+
+# Exceptions to a namespace's policy: advisory IDs (or aliases such as CVE IDs) that do not
+# count, until `expires_at` (none: until removed).
+scan_allowlist = Table(
+    "scan_allowlist",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("vulnerability", String(255), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import ManifestBlobUnknown, ManifestUnknown
+from cargohold.mediatypes import is_scannable
 from cargohold.storage.meta import models as m
 from cargohold.storage.meta.base import (
     BY_DELETE,
@@ -20,6 +21,7 @@ from cargohold.storage.meta.base import (
     TagEvent,
     UploadRecord,
 )
+from cargohold.storage.meta.scan_jobs import PUSH, job_values
 from cargohold.storage.meta.sql_retention import SqlRetention
 from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.storage.meta.sqlbase import now as _now
@@ -28,6 +30,10 @@ __all__ = ["SqlMetadataStore", "create_sql_engine"]
 
 
 class SqlMetadataStore(SqlRetention):
+    # When set, every newly stored container image or index gets a scan job, queued in
+    # the transaction that stores it (so no acknowledged push misses its scan).
+    scan_on_push = False
+
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
@@ -217,6 +223,12 @@ class SqlMetadataStore(SqlRetention):
             ]
             if child_rows:
                 conn.execute(self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows)
+            if self.scan_on_push and is_scannable(
+                manifest.media_type, manifest.artifact_type, manifest.subject
+            ):
+                conn.execute(
+                    m.scan_jobs.insert().values(**job_values(repository, manifest.digest, PUSH))
+                )
         if tags:
             self._set_tags(
                 conn, repo_id, repository, manifest_id, manifest.digest, list(tags), origin
