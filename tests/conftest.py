@@ -55,7 +55,9 @@ class LiveRegistry:
         # What the server was started with beyond os.environ: a CLI run against the same
         # stores (PostgreSQL, S3, Redis in scale-out) needs it too.
         self.extra_env = dict(extra_env or {})
-        env = {**os.environ, **self.extra_env}
+        # No background scans unless a test asks for them (CARGOHOLD_SCAN_WORKERS): the
+        # scanner attaches SBOM referrers, which would change what other tests count.
+        env = {**os.environ, "CARGOHOLD_SCAN_WORKERS": "0", **self.extra_env}
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

@@ -47,6 +47,7 @@ def import_command(
         fail(str(exc), 2)
     if source.total == 0:
         fail(f"no .json files in {path}", 1)
+    from cargohold.scan.queue import ScanQueue
     from cargohold.vulndb.store import AdvisoryStore
 
     console = Console(stderr=True)
@@ -70,6 +71,11 @@ def import_command(
                 report = import_path(store, source, progress)
             except SourceError as exc:
                 fail(str(exc), 2)
+        # Every stored result was matched against older advisories: queue a rescan of all
+        # images, which the serving process's scan worker runs.
+        ScanQueue(stores.engine).enqueue_rescan_all()
+    if not as_json:
+        console.print("every stored image is queued for a rescan against these advisories")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -12,6 +12,7 @@ from cargohold.config import Settings
 from cargohold.gc_schedule import start_schedule
 from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.metrics import MULTIPROC_ENV
+from cargohold.scan.worker import start_scan_workers
 from cargohold.setup import check_open_mode, prepare_storage
 
 log = logging.getLogger("cargohold")
@@ -31,6 +32,7 @@ def serve(settings: Settings) -> None:
         settings.data_dir,
     )
     schedule = start_schedule(settings)
+    scanners = start_scan_workers(settings)
     uvicorn.run(
         "cargohold.http.app:app_from_environment",
         factory=True,
@@ -44,8 +46,9 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_keep_alive=30,
     )
-    if schedule is not None:
-        schedule.set()
+    for stop in (schedule, scanners):
+        if stop is not None:
+            stop.set()
 
 
 def _prepare_metrics_dir(settings: Settings) -> None:

@@ -208,9 +208,7 @@ class ScanQueue(SqlBase):
     def stats(self) -> QueueStats:
         j = m.scan_jobs
         with self._read() as conn:
-            counts = dict(
-                conn.execute(select(j.c.state, func.count()).group_by(j.c.state)).tuples().all()
-            )
+            counts = dict(conn.execute(select(j.c.state, func.count()).group_by(j.c.state)).all())
             oldest = conn.execute(select(func.min(j.c.enqueued_at)).where(j.c.state == QUEUED))
             first = oldest.scalar()
         age = None if first is None else (now() - _aware(first)).total_seconds()

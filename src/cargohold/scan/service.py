@@ -15,8 +15,8 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -24,6 +24,7 @@ from cargohold import mediatypes as mt
 from cargohold.core.registry import Registry
 from cargohold.scan.inventory import Inventory, build_inventory
 from cargohold.scan.layers import LayerSource, ScanLimits
+from cargohold.storage.meta import ManifestRecord
 from cargohold.storage.meta.sqlbase import now
 from cargohold.vulndb.matching import Finding
 from cargohold.vulndb.store import AdvisoryStore
@@ -178,6 +179,12 @@ class ImageAnalysis:
     findings: list[Finding] = field(default_factory=list)
 
 
+# known(digest): a current result of that platform image to reuse, or None to scan it
+KnownResult = Callable[[str], "ImageResult | None"]
+# analyzed(analysis, descriptor): an image was scanned afresh (descriptor: its subject)
+AnalysisHook = Callable[["ImageAnalysis", dict[str, Any]], None]
+
+
 class ScanService:
     """Scans manifests of ``registry`` against the advisories of ``advisories``."""
 
@@ -191,9 +198,19 @@ class ScanService:
         self._advisories = advisories
         self._limits = limits
 
-    def scan(self, repository: str, reference: str) -> ScanReport:
+    def scan(
+        self,
+        repository: str,
+        reference: str,
+        known: KnownResult | None = None,
+        analyzed: AnalysisHook | None = None,
+    ) -> ScanReport:
         """Scan the manifest ``reference`` (tag or digest) of ``repository`` now.
 
+        ``known(digest)`` may give a platform image's current result to reuse instead of
+        scanning it again (the background scanner scans an index's images when they are
+        pushed, before the index); ``analyzed`` is told of each image scanned afresh, with
+        its inventory and descriptor (to store its own result, attach its SBOM).
         Raises the registry's errors for an unknown repository or manifest."""
         started = time.perf_counter()
         record = self._registry.manifests.get(repository, reference)
@@ -207,12 +224,16 @@ class ScanService:
         doc = _json(record.content)
         if record.media_type in mt.INDEXES:
             for child in doc.get("manifests") or []:
-                report.images.append(self._scan_child(repository, child))
+                if isinstance(child, dict):
+                    report.images.append(self._scan_child(repository, child, known, analyzed))
             if not any(image.status == "scanned" for image in report.images):
                 report.status = "not-an-image"
                 report.message = "the index names no container image"
         else:
-            image = self._scan_image(repository, record.digest, doc, None)
+            analysis = self.analyze_image(repository, record.digest, doc, None)
+            if analyzed is not None and analysis.inventory is not None:
+                analyzed(analysis, _descriptor(record))
+            image = analysis.result
             report.images.append(image)
             if image.status != "scanned":
                 report.status = image.status
@@ -220,7 +241,13 @@ class ScanService:
         report.duration_seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _scan_child(self, repository: str, child: dict[str, Any]) -> ImageResult:
+    def _scan_child(
+        self,
+        repository: str,
+        child: dict[str, Any],
+        known: KnownResult | None,
+        analyzed: AnalysisHook | None,
+    ) -> ImageResult:
         digest = str(child.get("digest"))
         platform = _platform(child.get("platform"))
         annotations = child.get("annotations") or {}
@@ -232,13 +259,14 @@ class ScanService:
             return ImageResult(
                 digest, platform, "skipped", f"{child.get('mediaType')} is not an image manifest"
             )
+        reused = known(digest) if known is not None else None
+        if reused is not None:
+            return replace(reused, platform=platform or reused.platform)
         record = self._registry.manifests.get(repository, digest)
-        return self._scan_image(repository, record.digest, _json(record.content), platform)
-
-    def _scan_image(
-        self, repository: str, digest: str, doc: dict[str, Any], platform: str | None
-    ) -> ImageResult:
-        return self.analyze_image(repository, digest, doc, platform).result
+        analysis = self.analyze_image(repository, record.digest, _json(record.content), platform)
+        if analyzed is not None and analysis.inventory is not None:
+            analyzed(analysis, _descriptor(record))
+        return analysis.result
 
     def analyze_image(
         self, repository: str, digest: str, doc: dict[str, Any], platform: str | None
@@ -313,6 +341,10 @@ class ScanService:
         except Exception:  # the platform is a nicety; the scan goes on without it
             return None
         return _platform(doc)
+
+
+def _descriptor(record: ManifestRecord) -> dict[str, Any]:
+    return {"mediaType": record.media_type, "digest": record.digest, "size": len(record.content)}
 
 
 def _platform(raw: Any) -> str | None:
