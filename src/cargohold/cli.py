@@ -117,6 +117,8 @@ def db_upgrade(
     from cargohold.storage.meta.sqlbase import create_sql_engine
 
     settings = load(config, data_dir=data_dir)
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded database's home
     engine = create_sql_engine(settings.resolved_database_url)
     try:
         before = schema.current_revision(engine)

@@ -1,27 +1,29 @@
 """Scheduled retention and garbage collection, run by the serving process (not its workers).
 
 Every gc_interval_minutes the retention policies of every namespace run first (so the
-collection that follows sees the tags they removed), then garbage collection; a failure
-of one does not stop the other. Every replica runs the schedule; the collection lock in
-the metadata store lets one of them collect per interval and the others skip, and
-retention removes a tag only if it is still what it planned, so replicas running it at
-once remove (and record) each tag once.
+collection that follows sees the tags they removed), then garbage collection, then the
+cleanup of old scan results and jobs; a failure of one does not stop the others. Every
+replica runs the schedule; the collection lock in the metadata store lets one of them
+collect per interval and the others skip, and retention removes a tag only if it is still
+what it planned, so replicas running it at once remove (and record) each tag once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from cargohold.auth.audit import AuditStore
 from cargohold.config import Settings
 from cargohold.core.gc import GcBusy, collect, options_from
 from cargohold.core.retention import RetentionService
-from cargohold.stores import open_stores
+from cargohold.stores import Stores, open_stores
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_ACTOR = "schedule"  # in the tag history and the audit log
+FINISHED_JOBS_KEPT = timedelta(days=7)  # scan jobs done or failed, for the queue's log
 
 
 def start_schedule(settings: Settings) -> threading.Event | None:
@@ -38,6 +40,17 @@ def _loop(settings: Settings, stop: threading.Event) -> None:
     interval = settings.gc_interval_minutes * 60
     while not stop.wait(interval):
         run_once(settings)
+
+
+def purge_scan_records(stores: Stores, keep_results: int) -> tuple[int, int]:
+    """Old scan results (all but the newest ``keep_results`` per image, and those of
+    deleted images) and finished scan jobs older than a week; returns how many of each."""
+    from cargohold.scan.queue import ScanQueue
+    from cargohold.scan.results import ScanResultStore
+
+    results = ScanResultStore(stores.engine).purge(keep_results)
+    jobs = ScanQueue(stores.engine).purge_finished(FINISHED_JOBS_KEPT)
+    return results, jobs
 
 
 def run_once(settings: Settings) -> None:
@@ -63,5 +76,9 @@ def run_once(settings: Settings) -> None:
         except Exception:
             # The next interval tries again; serving must not stop because a collection failed.
             log.exception("scheduled garbage collection failed")
+        try:
+            purge_scan_records(stores, settings.scan_keep_results)
+        except Exception:
+            log.exception("scheduled cleanup of scan results failed")
     finally:
         stores.close()

@@ -40,6 +40,7 @@ from cargohold.http.errors import (
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
+from cargohold.scan.queue import QueueStats, ScanQueue
 from cargohold.stores import open_stores
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -86,6 +87,16 @@ def gc_gauges(latest: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def scan_gauges(stats: QueueStats) -> dict[str, float]:
+    """The scan queue, shared by every replica: jobs by state, and how long the oldest
+    queued one has waited (a growing age means the scanners cannot keep up)."""
+    gauges: dict[str, float] = {
+        f"cargohold_scan_jobs_{state}": float(count) for state, count in stats.counts.items()
+    }
+    gauges["cargohold_scan_queue_oldest_seconds"] = stats.oldest_queued_seconds or 0.0
+    return gauges
+
+
 def create_app(settings: Settings) -> Starlette:
     stores = open_stores(settings)
     engine, meta, blobs, shared = stores.engine, stores.meta, stores.blobs, stores.redis
@@ -114,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
             else 0,
         }
         gauges.update(gc_gauges(meta.gc_runs(1)))
+        gauges.update(scan_gauges(ScanQueue(engine).stats()))
         return gauges
 
     middleware = [

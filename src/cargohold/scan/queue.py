@@ -38,7 +38,16 @@ from cargohold.storage.meta.scan_jobs import (
 )
 from cargohold.storage.meta.sqlbase import SqlBase, now
 
-__all__ = ["ADVISORIES", "MANUAL", "PUSH", "RESCAN_ALL", "Job", "QueueStats", "ScanQueue"]
+__all__ = [
+    "ADVISORIES",
+    "MANUAL",
+    "PUSH",
+    "RESCAN_ALL",
+    "STATES",
+    "Job",
+    "QueueStats",
+    "ScanQueue",
+]
 
 
 def scannable_manifests() -> Any:

@@ -50,6 +50,7 @@ class ScanWorker:
         engine: Engine,
         *,
         attach_sbom: bool = True,
+        keep_results: int | None = None,
         name: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
@@ -58,6 +59,7 @@ class ScanWorker:
         self._results = ScanResultStore(engine)
         self._service = ScanService(registry, AdvisoryStore(engine))
         self._attach_sbom = attach_sbom
+        self._keep = keep_results
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._lease = lease_seconds
 
@@ -121,14 +123,15 @@ class ScanWorker:
                         scanned_at=now(),
                         advisory_db=db_version,
                         images=[analysis.result],
-                    )
+                    ),
+                    self._keep,
                 )
             self._maybe_attach_sbom(repository, analysis, descriptor)
 
         report = self._service.scan(repository, record.digest, known, analyzed)
         report.reference = record.digest
         report.advisory_db = db_version
-        self._results.save(report)
+        self._results.save(report, self._keep)
         counts = ", ".join(f"{n} {s}" for s, n in report.severity_counts.items() if n)
         return f"{report.status} in {report.duration_seconds:.2f} s ({counts or 'no findings'})"
 
@@ -175,7 +178,12 @@ def _loop(settings: Settings, stop: threading.Event) -> None:
             continue
         try:
             registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
-            worker = ScanWorker(registry, stores.engine, attach_sbom=settings.scan_attach_sbom)
+            worker = ScanWorker(
+                registry,
+                stores.engine,
+                attach_sbom=settings.scan_attach_sbom,
+                keep_results=settings.scan_keep_results,
+            )
             while not stop.is_set():
                 if not worker.run_once():
                     stop.wait(settings.scan_poll_seconds)

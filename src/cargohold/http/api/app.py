@@ -28,6 +28,7 @@ from cargohold.http.api import (
     tokens,
     users,
 )
+from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import usage as usage_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
@@ -96,6 +97,7 @@ def create_admin_api(
     # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
     app.include_router(usage_routes.router)
     app.include_router(diff_routes.router)  # after tags: .../tags/diff is a tag
+    app.include_router(scan_routes.router)  # after tags: .../tags/scans is a tag
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

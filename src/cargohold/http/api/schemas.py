@@ -169,12 +169,28 @@ class AuditEntry(BaseModel):
 DIGEST_EXAMPLE = "sha256:0d1e0c5cba5d6e3b0f6b4ba57c9e7a8c04a8d3a5d0ad1f5f4e3b9e0d6f0e2a11"
 
 
+class ScanSummary(BaseModel):
+    status: str = Field(description="scanned, or not-an-image (an artifact: nothing to scan)")
+    scanned_at: datetime
+    severity_counts: dict[str, int] = Field(
+        description="findings by severity: critical, high, medium, low, unknown"
+    )
+    vulndb_import_id: int | None = Field(
+        description="the advisory import matched against (null: none was imported)"
+    )
+
+
 class Tag(BaseModel):
     name: str
     digest: str = Field(description="the manifest the tag names now", examples=[DIGEST_EXAMPLE])
     media_type: str
     size: int = Field(description="the manifest's size in bytes")
     updated_at: datetime = Field(description="when the tag last changed")
+    scan: ScanSummary | None = Field(
+        default=None,
+        description="the newest vulnerability scan of the manifest, in brief (tag listings "
+        "only; null: not scanned yet). The whole report: GET .../scans/{tag}",
+    )
 
 
 class TagList(BaseModel):

@@ -26,6 +26,7 @@ from cargohold.http.api.deps import (
     MAX_ID,
     AnyCaller,
     RegistryDep,
+    Store,
     error_doc,
     log_change,
     require_access,
@@ -33,6 +34,7 @@ from cargohold.http.api.deps import (
 from cargohold.http.api.schemas import (
     Retag,
     Rollback,
+    ScanSummary,
     Tag,
     TagChange,
     TagEvent,
@@ -40,6 +42,7 @@ from cargohold.http.api.schemas import (
     TagList,
 )
 from cargohold.reference import validate_name, validate_tag
+from cargohold.scan.results import ScanResultStore
 from cargohold.storage.meta import TagRecord
 
 MAX_PAGE = core.MAX_HISTORY_PAGE
@@ -85,8 +88,11 @@ def _check(
     require_access(request, principal, name, action, doing)
 
 
-def _tag(record: TagRecord) -> Tag:
-    return Tag.model_validate(record, from_attributes=True)
+def _tag(record: TagRecord, scan: dict[str, Any] | None = None) -> Tag:
+    tag = Tag.model_validate(record, from_attributes=True)
+    if scan is not None:
+        tag.scan = ScanSummary.model_validate(scan)
+    return tag
 
 
 def _event(event: Any) -> TagEvent:
@@ -246,6 +252,7 @@ def list_tags(
     name: Name,
     principal: AnyCaller,
     registry: RegistryDep,
+    store: Store,
     n: Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many tags")] = 100,
     last: Annotated[
         str | None, Query(max_length=128, description="only tags after this one")
@@ -254,8 +261,9 @@ def list_tags(
     _check(request, principal, name, PULL, f"listing the tags of {name}")
     records = registry.tags.records(name, n + 1, last)
     page = records[:n]
+    scans = ScanResultStore(store.engine).summaries(name, [r.digest for r in page])
     return TagList(
-        tags=[_tag(record) for record in page],
+        tags=[_tag(record, scans.get(record.digest)) for record in page],
         next=page[-1].name if len(records) > n else None,
     )
 

@@ -70,6 +70,11 @@ class RedisCachedMetadataStore:
         self._ttl = ttl
         self._lookup = client.register_script(_LOOKUP)
 
+    @property
+    def engine(self) -> Any:
+        """The database under the cache, which the stores of scans and advisories share."""
+        return getattr(self._store, "engine", None)
+
     # -- the cache itself
     def _generation_key(self, repository: str) -> str:
         return f"{self._prefix}:gen:{repository}"

@@ -381,6 +381,9 @@ scan_results = Table(
     Column("vulndb_import_id", Integer, nullable=True),
     Column("vulndb_imported_at", DateTime(timezone=True), nullable=True),
     Column("report", Text, nullable=False),  # JSON: ScanReport.to_dict()
+    # migration 0009: the summary shown on tag listings, without reading whole reports
+    Column("status", String(20), nullable=True),
+    Column("severity_counts", Text, nullable=True),  # JSON: {"critical": n, ...}
     Index(None, "repository", "manifest_digest", "scanned_at"),
 )
 

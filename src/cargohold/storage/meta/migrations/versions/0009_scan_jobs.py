@@ -1,4 +1,4 @@
-"""The scan queue: jobs for the background vulnerability scanner.
+"""The scan queue: jobs for the background vulnerability scanner; scan summaries.
 
 Revision ID: 0009_scan_jobs
 Revises: 0008_scan_results
@@ -37,8 +37,13 @@ def upgrade() -> None:
         "ix_scan_jobs_repository_manifest_digest", "scan_jobs", ["repository", "manifest_digest"]
     )
 
+    op.add_column("scan_results", sa.Column("status", sa.String(20), nullable=True))
+    op.add_column("scan_results", sa.Column("severity_counts", sa.Text, nullable=True))
+
 
 def downgrade() -> None:
+    op.drop_column("scan_results", "severity_counts")
+    op.drop_column("scan_results", "status")
     op.drop_index("ix_scan_jobs_repository_manifest_digest", table_name="scan_jobs")
     op.drop_index("ix_scan_jobs_state_not_before", table_name="scan_jobs")
     op.drop_table("scan_jobs")
