@@ -214,3 +214,28 @@ def test_a_manifest_deleted_before_its_scan_finishes_the_job(registry: Registry,
     [job] = ScanQueue(stores.engine).jobs()
     assert job["state"] == "done"
     assert ScanResultStore(stores.engine).latest("team/app", digest) is None
+
+
+def test_old_results_are_trimmed_and_those_of_deleted_images_purged(
+    registry: Registry, stores: Stores
+):
+    from cargohold.gc_schedule import purge_scan_records
+
+    kept = push_image(registry, "team/app", "1.0", app_layers())
+    gone = push_image(registry, "team/app", "2.0", app_layers()[:1])
+    queue = ScanQueue(stores.engine)
+    worker = ScanWorker(registry, stores.engine, keep_results=2, attach_sbom=False, name="t")
+    for _ in range(3):
+        queue.enqueue("team/app", kept, MANUAL)
+        time.sleep(0.01)
+        drain(worker)
+    assert results_of(stores, "team/app", kept) == 2
+    assert results_of(stores, "team/app", gone) == 1
+    registry.manifests.delete("team/app", gone)
+
+    results, jobs = purge_scan_records(stores, keep_results=1)
+    assert results == 2  # one old result of 1.0, the one of the deleted 2.0
+    assert jobs == 0  # finished within the week
+    assert results_of(stores, "team/app", kept) == 1
+    assert results_of(stores, "team/app", gone) == 0
+    assert ScanResultStore(stores.engine).latest("team/app", kept) is not None
