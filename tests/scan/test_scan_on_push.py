@@ -7,20 +7,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveRegistry
+from tests.conftest import LiveRegistry, scaleout_environment
 from tests.e2e.oci_layout import MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP, Blob, Image, write_layout
 from tests.e2e.skopeo import Skopeo, find_skopeo
 
 from cargohold.scan.sbom import CYCLONEDX_JSON
 
-from .test_service import cargohold, cleanup_layer, debian_layer, python_layer, write_advisories
+from .test_service import cleanup_layer, debian_layer, python_layer, write_advisories
 
 SCANNING = {"CARGOHOLD_SCAN_WORKERS": "1", "CARGOHOLD_SCAN_POLL_SECONDS": "0.2"}
 ADMIN = ("admin", "scan-admin-pw")
@@ -107,25 +109,43 @@ def referrers(server: LiveRegistry, repository: str, digest: str) -> list[dict]:
     return response.json()["manifests"]
 
 
-def bootstrap(data_dir: Path, tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "cargohold", "user", "add", ADMIN[0], "--admin"]
-        + ["--password-stdin", "--data-dir", str(data_dir)],
-        input=ADMIN[1],
+def cli(data_dir: Path, env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "cargohold", *args, "--data-dir", str(data_dir)],
+        input=stdin,
         text=True,
-        check=True,
         capture_output=True,
-        timeout=60,
+        timeout=120,
+        env={**os.environ, **env, "COLUMNS": "200"},
     )
-    cargohold(data_dir, "vulndb", "import", str(write_advisories(tmp_path / "osv")))
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout
 
 
-def test_a_pushed_image_gets_a_report_and_an_sbom_referrer(tmp_path: Path, skopeo: Skopeo):
+def bootstrap(data_dir: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    env = env or {}
+    cli(data_dir, env, "db", "upgrade")
+    cli(data_dir, env, "user", "add", ADMIN[0], "--admin", "--password-stdin", stdin=ADMIN[1])
+    cli(data_dir, env, "vulndb", "import", str(write_advisories(tmp_path / "osv")))
+
+
+@pytest.mark.parametrize("mode", ["embedded", "scaleout"])
+def test_a_pushed_image_gets_a_report_and_an_sbom_referrer(
+    tmp_path: Path, skopeo: Skopeo, mode: str
+):
     data_dir = tmp_path / "data"
-    cargohold(data_dir, "db", "upgrade")
-    bootstrap(data_dir, tmp_path)
-    image = app_layout(tmp_path / "layout")
-    server = LiveRegistry(data_dir, SCANNING)
+    with ExitStack() as stack:
+        env = scaleout_environment(stack) if mode == "scaleout" else {}
+        bootstrap(data_dir, tmp_path, env)
+        image = app_layout(tmp_path / "layout")
+        server = LiveRegistry(data_dir, {**env, **SCANNING})
+        check_scan_on_push(server, skopeo, tmp_path, image, env)
+
+
+def check_scan_on_push(
+    server: LiveRegistry, skopeo: Skopeo, tmp_path: Path, image: Image, env: dict[str, str]
+) -> None:
+    data_dir = server.data_dir
     try:
         push(skopeo, tmp_path / "layout", server, "team/app:1.0")
         report = wait_for(lambda: scan_of(server, "team/app", "1.0"))
@@ -159,8 +179,8 @@ def test_a_pushed_image_gets_a_report_and_an_sbom_referrer(tmp_path: Path, skope
         [tag] = [t for t in tags["tags"] if t["name"] == "1.0"]
         assert tag["scan"]["status"] == "scanned"
         assert tag["scan"]["severity_counts"]["critical"] == 1
-        printed = cargohold(data_dir, "scan", "report", "team/app:1.0", "--format", "json")
-        assert json.loads(printed.stdout)["digest"] == image.digest
+        printed = cli(data_dir, env, "scan", "report", "team/app:1.0", "--format", "json")
+        assert json.loads(printed)["digest"] == image.digest
 
         # A pushed copy under a new repository is queued and scanned on its own.
         push(skopeo, tmp_path / "layout", server, "team/copy:1.0")
@@ -171,7 +191,6 @@ def test_a_pushed_image_gets_a_report_and_an_sbom_referrer(tmp_path: Path, skope
 
 def test_jobs_queued_while_no_scanner_runs_survive_a_restart(tmp_path: Path, skopeo: Skopeo):
     data_dir = tmp_path / "data"
-    cargohold(data_dir, "db", "upgrade")
     bootstrap(data_dir, tmp_path)
     image = app_layout(tmp_path / "layout")
     quiet = LiveRegistry(data_dir, {"CARGOHOLD_SCAN_WORKERS": "0"})
