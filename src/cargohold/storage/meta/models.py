@@ -439,3 +439,76 @@ scan_allowlist = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(255), nullable=True),
 )
+
+# -- event log, webhooks (migration 0011)
+
+# The durable event log: one row per change (push, tag created/moved, delete, scan
+# completed, quota exceeded, ...), written in the change's own transaction where there is
+# one. Consumers (webhooks, later replication) read it in id order from their own cursor.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("namespace", String(255), nullable=True),
+    Column("repository", String(255), nullable=True),
+    Column("digest", DIGEST, nullable=True),
+    Column("tag", String(255), nullable=True),
+    Column("media_type", String(255), nullable=True),
+    Column("actor", String(255), nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=True),  # JSON: type-specific details
+    Index(None, "namespace", "id"),
+)
+
+# How far each consumer of the event log has read.
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("last_event_id", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A namespace's webhook: where to POST which events. `secret` is encrypted at rest
+# (cargohold.secretbox), since signing needs it in the clear.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON: ["push", "delete", ...]
+    Column("enabled", Boolean, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "namespace"),
+)
+
+# One event to one webhook: queued, claimed with a lease (state sending), retried with
+# back-off, delivered or failed; `history` keeps every attempt's status code.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("state", String(10), nullable=False),  # queued | sending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("worker", String(100), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("history", Text, nullable=True),  # JSON: [{"at", "status_code", "error", ...}]
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "webhook_id", "id"),
+)
