@@ -512,3 +512,56 @@ webhook_deliveries = Table(
     Index(None, "state", "next_attempt_at"),
     Index(None, "webhook_id", "id"),
 )
+
+# -- pull-through cache (migration 0012)
+
+# A namespace ("*": the whole registry) that caches an upstream registry. `mirror_of` is the
+# host name containerd sends as `?ns=` (e.g. docker.io); `remote_prefix` is put in front of
+# the repository path upstream (hub/alpine -> library/alpine with prefix "library").
+proxy_rules = Table(
+    "proxy_rules",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("upstream_url", String(1000), nullable=False),
+    Column("mirror_of", String(255), nullable=True),
+    Column("remote_prefix", String(255), nullable=True),
+    Column("username", String(255), nullable=True),
+    Column("password_encrypted", Text, nullable=True),
+    Column("mode", String(20), nullable=False),  # local-first | upstream-first
+    Column("tag_ttl_seconds", Integer, nullable=False),
+    Column("serve_stale_on_error", Boolean, nullable=False),
+    Column("serve_stale_on_404", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# When a cached tag was last checked against the upstream, and what it pointed to there.
+proxy_tag_checks = Table(
+    "proxy_tag_checks",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("upstream_digest", DIGEST, nullable=True),
+)
+
+# Blobs a cached manifest references that have not been fetched from the upstream yet (a
+# manifest_blobs row needs the blob row). Replaced by manifest_blobs rows, in the
+# transaction that records the blob, when the blob's first pull verifies and stores it.
+proxy_pending_blobs = Table(
+    "proxy_pending_blobs",
+    metadata,
+    Column(
+        "manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("digest", DIGEST, primary_key=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("size", BigInteger, nullable=False),
+    Index(None, "repository_id", "digest"),
+)
