@@ -565,3 +565,41 @@ proxy_pending_blobs = Table(
     Column("size", BigInteger, nullable=False),
     Index(None, "repository_id", "digest"),
 )
+
+# -- signatures and promotion (migration 0013)
+
+# Public keys a namespace trusts for cosign signatures: for its signature pull policy and
+# for promotions into it.
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("public_key", Text, nullable=False),  # PEM
+    Column("fingerprint", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+)
+
+# A namespace whose images must carry a cosign signature by one of its trusted keys to be
+# pulled (signature manifests themselves and artifacts are exempt).
+signature_policies = Table(
+    "signature_policies",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=True),
+)
+
+# What an image must satisfy to be promoted into a namespace.
+promotion_gates = Table(
+    "promotion_gates",
+    metadata,
+    Column("namespace", String(255), primary_key=True),
+    # refuse images with findings at or above this severity, or never scanned (null: no check)
+    Column("max_severity", String(10), nullable=True),
+    Column("require_signature", Boolean, nullable=False),  # by one of the trusted keys
+    Column("require_immutable", Boolean, nullable=False),  # the target tag is protected
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=True),
+)

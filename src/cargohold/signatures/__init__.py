@@ -1,0 +1,1 @@
+"""Signatures of stored images: verification of cosign signatures."""
