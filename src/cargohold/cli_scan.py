@@ -33,6 +33,7 @@ ImageArgument = Annotated[
 
 def register_scan_commands(app: typer.Typer) -> None:
     app.add_typer(scan_app, name="scan")
+    import cargohold.cli_scan_policy  # adds `scan policy|allow|allow-list|disallow`
     import cargohold.cli_scan_queue  # noqa: F401 - adds `scan queue|rescan` to scan_app
 
 

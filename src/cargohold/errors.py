@@ -118,3 +118,7 @@ class QuotaExceeded(Denied):
         self.usage = usage
         self.limit = limit
         self.needed = needed
+
+
+class ScanPolicyViolation(Denied):
+    """A pull the namespace's vulnerability-scan policy refuses (findings, or no scan yet)."""

@@ -50,6 +50,9 @@ PATHS = {
     "/v1/namespaces/{ns}/retention-policies": {"get", "post"},
     "/v1/namespaces/{ns}/retention-policies/{policy_id}": {"delete"},
     "/v1/namespaces/{ns}/retention-policies/run": {"post"},
+    "/v1/namespaces/{ns}/scan-policy": {"get", "put", "delete"},
+    "/v1/namespaces/{ns}/scan-policy/allowlist": {"get", "post"},
+    "/v1/namespaces/{ns}/scan-policy/allowlist/{vulnerability}": {"delete"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

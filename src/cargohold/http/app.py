@@ -40,7 +40,9 @@ from cargohold.http.errors import (
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
+from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
 from cargohold.scan.queue import QueueStats, ScanQueue
+from cargohold.scan.results import ScanResultStore
 from cargohold.stores import open_stores
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -175,6 +177,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.registry = registry
+    app.state.pull_gate = PullPolicyGate(ScanPolicyStore(engine), ScanResultStore(engine))
     app.state.advisories = AdvisoryStore(engine)
     app.state.settings = settings
     app.state.policy = policy

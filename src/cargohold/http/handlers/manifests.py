@@ -5,9 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cargohold.core import Registry
 from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
+from cargohold.scan.policy import PullPolicyGate
+from cargohold.storage.meta import ManifestRecord
 
 # The spec asks registries to accept at least ten tags per request; cap abuse well above.
 MAX_TAGS_PER_PUSH = 100
@@ -15,12 +18,23 @@ MAX_TAGS_PER_PUSH = 100
 
 async def get_manifest(request: Request) -> Response:
     name, reference = request.path_params["name"], request.path_params["reference"]
-    record = await run_in_threadpool(registry_of(request).manifests.get, name, reference)
+    # The scan pull policy judges GETs only: HEAD is an existence check (pushes use it).
+    gate = request.app.state.pull_gate if request.method == "GET" else None
+    record = await run_in_threadpool(_fetch, registry_of(request), gate, name, reference)
     return Response(
         record.content,
         media_type=record.media_type,
         headers={"Docker-Content-Digest": record.digest, "ETag": f'"{record.digest}"'},
     )
+
+
+def _fetch(
+    registry: Registry, gate: PullPolicyGate | None, name: str, reference: str
+) -> ManifestRecord:
+    record = registry.manifests.get(name, reference)
+    if gate is not None:
+        gate.check(name, record.digest, record.media_type, record.artifact_type, record.subject)
+    return record
 
 
 async def put_manifest(request: Request) -> Response:
