@@ -140,6 +140,34 @@ class Settings(BaseSettings):
         description="Scan results kept per image; older ones, and those of deleted images, "
         "are removed by the scheduled cleanup.",
     )
+    webhook_workers: int = Field(
+        1,
+        ge=0,
+        description="Webhook delivery threads in the serving process (0: this replica "
+        "sends no webhooks; queued deliveries wait for another replica or a restart).",
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle webhook worker looks for new events."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a webhook receiver has to answer (s)."
+    )
+    webhook_backoff_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="First retry delay of a failed webhook delivery; later retries wait "
+        "3, 12, 60 and 180 times this, then the delivery is marked failed (6 attempts).",
+    )
+    webhook_registry_name: str | None = Field(
+        None,
+        description="The registry's address as webhook payloads name it (`registry`); "
+        "default: this host's name and port.",
+    )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="Key that encrypts stored secrets (webhook secrets); default "
+        "keys_dir/secrets.key, created on first use. Replicas must share it.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe log level written."
     )
@@ -160,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.signing_keys_dir or self.data_dir / "keys"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.keys_dir / "secrets.key"
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,6 +14,7 @@ from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.metrics import MULTIPROC_ENV
 from cargohold.scan.worker import start_scan_workers
 from cargohold.setup import check_open_mode, prepare_storage
+from cargohold.webhooks import start_webhook_workers
 
 log = logging.getLogger("cargohold")
 
@@ -33,6 +34,7 @@ def serve(settings: Settings) -> None:
     )
     schedule = start_schedule(settings)
     scanners = start_scan_workers(settings)
+    webhooks = start_webhook_workers(settings)
     uvicorn.run(
         "cargohold.http.app:app_from_environment",
         factory=True,
@@ -46,7 +48,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_keep_alive=30,
     )
-    for stop in (schedule, scanners):
+    for stop in (schedule, scanners, webhooks):
         if stop is not None:
             stop.set()
 

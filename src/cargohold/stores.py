@@ -38,6 +38,7 @@ def open_stores(settings: Settings) -> Stores:
     shared = redis_client(settings.redis_url) if settings.redis_url else None
     sql = SqlMetadataStore(engine)
     sql.scan_on_push = settings.scan_on_push
+    sql.record_events = True  # the event log webhooks (and replication) read
     meta: MetadataStore = sql
     locks = None
     if shared is not None:

@@ -132,6 +132,17 @@ class ScanWorker:
         report.reference = record.digest
         report.advisory_db = db_version
         self._results.save(report, self._keep)
+        from cargohold import events as ev
+
+        ev.record_event(
+            self._results.engine,
+            ev.SCAN_COMPLETED,
+            repository,
+            digest=record.digest,
+            media_type=record.media_type,
+            actor=SCANNER_ACTOR,
+            data={"status": report.status, "severity_counts": report.severity_counts},
+        )
         counts = ", ".join(f"{n} {s}" for s, n in report.severity_counts.items() if n)
         return f"{report.status} in {report.duration_seconds:.2f} s ({counts or 'no findings'})"
 

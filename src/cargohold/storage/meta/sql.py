@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cargohold.errors import ManifestBlobUnknown, ManifestUnknown
+from cargohold.errors import ManifestBlobUnknown, ManifestUnknown, QuotaExceeded
 from cargohold.mediatypes import is_scannable
 from cargohold.storage.meta import models as m
 from cargohold.storage.meta.base import (
@@ -37,6 +37,46 @@ class SqlMetadataStore(SqlRetention):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(create_sql_engine(url))
+
+    # -- quota refusals in the event log (record_events). The refusing transaction rolls
+    # back, and on SQLite it holds the database, so the event is written after it ends, in
+    # a transaction of its own: the store is the one place every refusal passes through.
+    def commit_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        store: Callable[[], None],
+        discard: Callable[[], None] | None = None,
+    ) -> None:
+        try:
+            super().commit_blob(repository, digest, size, store, discard)
+        except QuotaExceeded as exc:
+            self._log_quota_exceeded(repository, digest, exc)
+            raise
+
+    def check_quota(self, repository: str, size: int, digest: str | None = None) -> None:
+        try:
+            super().check_quota(repository, size, digest)
+        except QuotaExceeded as exc:
+            self._log_quota_exceeded(repository, digest, exc)
+            raise
+
+    def link_existing_blob(self, repository: str, digest: str) -> bool:
+        try:
+            return super().link_existing_blob(repository, digest)
+        except QuotaExceeded as exc:
+            self._log_quota_exceeded(repository, digest, exc)
+            raise
+
+    def _log_quota_exceeded(self, repository: str, digest: str | None, exc: QuotaExceeded) -> None:
+        if not self.record_events:
+            return
+        from cargohold import events as ev
+
+        data = {"usage": exc.usage, "limit": exc.limit, "needed": exc.needed}
+        with self._write() as conn:
+            ev.record_in(conn, ev.QUOTA_EXCEEDED, repository, digest=digest, data=data)
 
     def _ensure_repository(self, conn: Connection, name: str) -> int:
         repo_id = conn.execute(
@@ -229,6 +269,8 @@ class SqlMetadataStore(SqlRetention):
                 conn.execute(
                     m.scan_jobs.insert().values(**job_values(repository, manifest.digest, PUSH))
                 )
+            if self.record_events:
+                _log_push(conn, repository, manifest, list(tags), origin)
         if tags:
             self._set_tags(
                 conn, repo_id, repository, manifest_id, manifest.digest, list(tags), origin
@@ -310,6 +352,8 @@ class SqlMetadataStore(SqlRetention):
             if not result.rowcount:
                 return False
             self._record_deletions(conn, repo_id, removed, origin)
+            if self.record_events:
+                _log_delete(conn, repository, digest, None, sorted(removed), origin)
             return True
 
     def delete_tag(self, repository: str, tag: str, origin: ChangeOrigin = BY_DELETE) -> bool:
@@ -326,6 +370,8 @@ class SqlMetadataStore(SqlRetention):
                 delete(m.tags).where(m.tags.c.repository_id == repo_id, m.tags.c.name == tag)
             )
             self._record_deletions(conn, repo_id, current, origin)
+            if self.record_events:
+                _log_delete(conn, repository, current[tag], tag, [tag], origin)
             return True
 
     def tag_manifest(
@@ -440,3 +486,51 @@ class SqlMetadataStore(SqlRetention):
     def ping(self) -> None:
         with self._read() as conn:
             conn.execute(text("SELECT 1"))
+
+
+# -- the event log (record_events): pushes and deletions, in the change's transaction
+def _log_push(
+    conn: Connection,
+    repository: str,
+    manifest: ManifestRecord,
+    tags: list[str],
+    origin: ChangeOrigin,
+) -> None:
+    from cargohold import events as ev  # here: cargohold.events imports this package
+
+    data = {"size": manifest.size, "tags": tags, "via": origin.via}
+    if manifest.artifact_type:
+        data["artifact_type"] = manifest.artifact_type
+    if manifest.subject:
+        data["subject"] = manifest.subject
+    ev.record_in(
+        conn,
+        ev.PUSH,
+        repository,
+        digest=manifest.digest,
+        tag=tags[0] if tags else None,
+        media_type=manifest.media_type,
+        actor=origin.actor,
+        data=data,
+    )
+
+
+def _log_delete(
+    conn: Connection,
+    repository: str,
+    digest: str,
+    tag: str | None,
+    tags: list[str],
+    origin: ChangeOrigin,
+) -> None:
+    from cargohold import events as ev
+
+    ev.record_in(
+        conn,
+        ev.DELETE,
+        repository,
+        digest=digest,
+        tag=tag,
+        actor=origin.actor,
+        data={"target": "tag" if tag else "manifest", "tags": tags, "via": origin.via},
+    )

@@ -39,6 +39,10 @@ _EVENT_COLUMNS = (
 
 
 class SqlVersioning(SqlBase):
+    # When set, tag changes (and, in sql.py, pushes and deletions) are appended to the
+    # event log (cargohold.events) in the change's own transaction.
+    record_events = False
+
     # -- used inside write transactions
     def _lock_repository(self, conn: Connection, repo_id: int) -> None:
         """Serialize tag changes per repository (SQLite's BEGIN IMMEDIATE already does)."""
@@ -119,6 +123,8 @@ class SqlVersioning(SqlBase):
             )
         if events:
             conn.execute(m.tag_events.insert(), events)
+            if self.record_events:
+                _log_tag_changes(conn, repository, events)
         return events
 
     def _record_deletions(
@@ -313,3 +319,18 @@ def _rule(row: Any) -> ImmutableRule:
 def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _log_tag_changes(conn: Connection, repository: str, rows: list[dict[str, Any]]) -> None:
+    from cargohold import events as ev  # here: cargohold.events imports this package
+
+    for row in rows:
+        ev.record_in(
+            conn,
+            ev.TAG_MOVED if row["action"] == "moved" else ev.TAG_CREATED,
+            repository,
+            digest=row["new_digest"],
+            tag=row["tag"],
+            actor=row["actor"],
+            data={"old_digest": row["old_digest"], "via": row["via"]},
+        )
