@@ -12,6 +12,7 @@ from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_diff import register_diff_command
 from cargohold.cli_gc import register_gc_command
+from cargohold.cli_proxy import register_proxy_commands
 from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_scan import register_scan_commands
 from cargohold.cli_tags import register_tag_commands
@@ -161,6 +162,7 @@ def db_status(
 register_admin_commands(app)
 register_diff_command(app)
 register_gc_command(app)
+register_proxy_commands(app)
 register_retention_commands(app)
 register_scan_commands(app)
 register_tag_commands(app)

@@ -53,6 +53,8 @@ PATHS = {
     "/v1/namespaces/{ns}/scan-policy": {"get", "put", "delete"},
     "/v1/namespaces/{ns}/scan-policy/allowlist": {"get", "post"},
     "/v1/namespaces/{ns}/scan-policy/allowlist/{vulnerability}": {"delete"},
+    "/v1/proxies": {"get", "post"},
+    "/v1/proxies/{namespace}": {"get", "patch", "delete"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

@@ -6,12 +6,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cargohold.digest import Digest
 from cargohold.errors import BlobUnknown, NameUnknown
 from cargohold.reference import validate_name
 from cargohold.storage.blobs import BlobStore
 from cargohold.storage.meta import MetadataStore
+
+if TYPE_CHECKING:
+    from cargohold.proxy import ProxyService
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +42,18 @@ class BlobService:
     def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
         self._blobs = blobs
         self._meta = meta
+        # Pull-through cache (cargohold.proxy): a miss in a cached namespace is fetched.
+        self.proxy: ProxyService | None = None
 
     def get(self, repository: str, digest: str) -> BlobContent:
         validate_name(repository)
         digest = str(Digest.parse(digest))
         size = self._meta.blob_size(repository, digest)
         if size is None:
+            rule = self.proxy.rule_for(repository) if self.proxy is not None else None
+            if rule is not None:
+                assert self.proxy is not None
+                return self.proxy.get_blob(rule, repository, digest)
             raise BlobUnknown(f"blob {digest} is not in repository {repository}")
         # No storage round trip here: the metadata says the blob is there, and a read of a
         # blob that storage lost fails in stream() (see BlobContent), where the HTTP layer

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cargohold.digest import Digest, is_digest_like
 from cargohold.errors import (
@@ -18,6 +19,9 @@ from cargohold.manifest import ParsedManifest, parse_manifest
 from cargohold.reference import validate_name, validate_tag
 from cargohold.storage.meta import ChangeOrigin, ManifestRecord, MetadataStore, ReferrerRecord
 
+if TYPE_CHECKING:
+    from cargohold.proxy import ProxyService
+
 
 @dataclass(frozen=True, slots=True)
 class PutResult:
@@ -30,6 +34,8 @@ class ManifestService:
     def __init__(self, meta: MetadataStore, max_manifest_size: int) -> None:
         self._meta = meta
         self.max_manifest_size = max_manifest_size
+        # Pull-through cache (cargohold.proxy): consulted by get() in cached namespaces.
+        self.proxy: ProxyService | None = None
 
     def put(
         self,
@@ -100,6 +106,11 @@ class ManifestService:
 
     def get(self, repository: str, reference: str) -> ManifestRecord:
         validate_name(repository)
+        rule = self.proxy.rule_for(repository) if self.proxy is not None else None
+        if rule is not None:
+            assert self.proxy is not None
+            record = self.proxy.get_manifest(rule, repository, reference, self._local(repository))
+            return record
         if is_digest_like(reference):
             record = self._meta.get_manifest(repository, str(Digest.parse(reference)))
         else:
@@ -107,6 +118,14 @@ class ManifestService:
         if record is None:
             self._raise_unknown(repository, reference)
         return record
+
+    def _local(self, repository: str) -> Callable[[str], ManifestRecord | None]:
+        def lookup(reference: str) -> ManifestRecord | None:
+            if is_digest_like(reference):
+                return self._meta.get_manifest(repository, str(Digest.parse(reference)))
+            return self._meta.get_tagged_manifest(repository, validate_tag(reference))
+
+        return lookup
 
     def delete(self, repository: str, reference: str, actor: str | None = None) -> None:
         validate_name(repository)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cargohold.core.blobs import BlobService
 from cargohold.core.manifests import ManifestService
@@ -13,6 +14,9 @@ from cargohold.errors import NameUnknown
 from cargohold.reference import validate_name, validate_tag
 from cargohold.storage.blobs import BlobStore
 from cargohold.storage.meta import MetadataStore
+
+if TYPE_CHECKING:
+    from cargohold.proxy import ProxyService
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,13 @@ class Registry:
         self.uploads = UploadService(blobs, meta)
         self.manifests = ManifestService(meta, max_manifest_size)
         self.tags = TagService(meta)
+        self.proxy: ProxyService | None = None
+
+    def set_proxy(self, proxy: ProxyService | None) -> None:
+        """Pull-through cache: manifest and blob misses in cached namespaces go upstream."""
+        self.proxy = proxy
+        self.manifests.proxy = proxy
+        self.blobs.proxy = proxy
 
     def list_tags(self, repository: str, limit: int | None, last: str | None) -> Page:
         validate_name(repository)

@@ -40,6 +40,7 @@ from cargohold.http.errors import (
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
+from cargohold.proxy.wiring import MirrorMiddleware, open_proxy
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
 from cargohold.scan.queue import QueueStats, ScanQueue
 from cargohold.scan.results import ScanResultStore
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
     stores = open_stores(settings)
     engine, meta, blobs, shared = stores.engine, stores.meta, stores.blobs, stores.redis
     registry = Registry(blobs, meta, settings.max_manifest_size)
+    registry.set_proxy(open_proxy(settings, stores))  # pull-through cache (cargohold.proxy)
     auth_store = AuthStore(engine)
     policy = AccessPolicy(auth_store, settings.anonymous_pull)
     authenticator = Authenticator(auth_store)
@@ -145,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
         )
     )
     middleware.append(Middleware(AuditMiddleware, audit=audit))
+    middleware.insert(0, Middleware(MirrorMiddleware, proxy=registry.proxy))  # ?ns= mirrors
     admin_api = create_admin_api(
         auth_store,
         authenticator,

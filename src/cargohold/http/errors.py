@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargohold import errors as e
+from cargohold.proxy.errors import UpstreamDenied, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ ERROR_TABLE: dict[type[e.RegistryError], tuple[str, int]] = {
     e.Unauthorized: ("UNAUTHORIZED", 401),
     e.TooManyRequests: ("TOOMANYREQUESTS", 429),
     e.PaginationInvalid: ("UNSUPPORTED", 400),
+    UpstreamUnavailable: ("UNAVAILABLE", 503),
+    UpstreamDenied: ("DENIED", 502),
 }
 
 

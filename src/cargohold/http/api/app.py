@@ -28,6 +28,7 @@ from cargohold.http.api import (
     tokens,
     users,
 )
+from cargohold.http.api import proxy as proxy_routes
 from cargohold.http.api import scan_policy as scan_policy_routes
 from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import usage as usage_routes
@@ -96,6 +97,7 @@ def create_admin_api(
     for module in (*routers, retention):
         app.include_router(module.router)
     app.include_router(scan_policy_routes.router)
+    app.include_router(proxy_routes.router)
     # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
     app.include_router(usage_routes.router)
     app.include_router(diff_routes.router)  # after tags: .../tags/diff is a tag

@@ -68,9 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(
-        "ix_proxy_pending_blobs_repository_id_digest", table_name="proxy_pending_blobs"
-    )
+    op.drop_index("ix_proxy_pending_blobs_repository_id_digest", table_name="proxy_pending_blobs")
     op.drop_table("proxy_pending_blobs")
     op.drop_table("proxy_tag_checks")
     op.drop_table("proxy_rules")
