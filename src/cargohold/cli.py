@@ -18,6 +18,7 @@ from cargohold.cli_scan import register_scan_commands
 from cargohold.cli_tags import register_tag_commands
 from cargohold.cli_usage import register_usage_commands
 from cargohold.cli_vulndb import register_vulndb_commands
+from cargohold.cli_webhooks import register_webhook_commands
 
 app = typer.Typer(
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
@@ -168,6 +169,7 @@ register_scan_commands(app)
 register_tag_commands(app)
 register_usage_commands(app)
 register_vulndb_commands(app)
+register_webhook_commands(app)
 
 
 def main() -> None:

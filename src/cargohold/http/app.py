@@ -162,6 +162,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.upload_max_age_hours,
         ),
     )
+    admin_api.state.settings = settings  # webhooks: the secrets key file, timeouts
     app = Starlette(
         routes=[
             *v2_routes(),

@@ -32,6 +32,7 @@ from cargohold.http.api import proxy as proxy_routes
 from cargohold.http.api import scan_policy as scan_policy_routes
 from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import usage as usage_routes
+from cargohold.http.api import webhooks as webhook_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = """\
@@ -97,6 +98,7 @@ def create_admin_api(
     for module in (*routers, retention):
         app.include_router(module.router)
     app.include_router(scan_policy_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(proxy_routes.router)
     # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
     app.include_router(usage_routes.router)
