@@ -215,7 +215,7 @@ class WebhookSender:
         return True
 
     def _lease(self) -> float:
-        return self._timeout + 60.0
+        return self._timeout * 2 + 5.0  # a POST is over by then, answered or not
 
     def deliver_now(self, delivery_id: int) -> Delivery | None:
         """Send one queued delivery at once (test deliveries, redeliveries)."""
