@@ -16,6 +16,7 @@ from cargohold.cli_proxy import register_proxy_commands
 from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_scan import register_scan_commands
 from cargohold.cli_tags import register_tag_commands
+from cargohold.cli_trust import register_trust_commands
 from cargohold.cli_usage import register_usage_commands
 from cargohold.cli_vulndb import register_vulndb_commands
 from cargohold.cli_webhooks import register_webhook_commands
@@ -167,6 +168,7 @@ register_proxy_commands(app)
 register_retention_commands(app)
 register_scan_commands(app)
 register_tag_commands(app)
+register_trust_commands(app)
 register_usage_commands(app)
 register_vulndb_commands(app)
 register_webhook_commands(app)

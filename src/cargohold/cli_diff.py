@@ -18,7 +18,7 @@ def register_diff_command(app: typer.Typer) -> None:
 
 
 def _reference(text: str) -> tuple[str, str]:
-    from cargohold.cli_tags import parse_ref
+    from cargohold.reference import parse_ref
 
     try:
         ref = parse_ref(text)

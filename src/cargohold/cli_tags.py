@@ -34,14 +34,13 @@ from cargohold.cli_common import (
 )
 from cargohold.core.registry import Registry
 from cargohold.core.versioning import MAX_HISTORY_PAGE, TagChange
-from cargohold.digest import Digest
 from cargohold.errors import (
     NameInvalid,
     NameUnknown,
     RegistryError,
     TagInvalid,
 )
-from cargohold.reference import validate_name, validate_tag
+from cargohold.reference import Ref, parse_ref, validate_tag
 from cargohold.storage.meta import ImmutableRule, TagEvent, TagRecord
 from cargohold.stores import Stores
 
@@ -65,45 +64,6 @@ def register_tag_commands(app: typer.Typer) -> None:
 
 # ------------------------------------------------------------------------------------------
 # References
-
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """NAME, NAME:TAG or NAME@DIGEST (the registry host is never part of it)."""
-
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    def __str__(self) -> str:
-        if self.digest:
-            return f"{self.repository}@{self.digest}"
-        if self.tag:
-            return f"{self.repository}:{self.tag}"
-        return self.repository
-
-
-def parse_ref(text: str) -> Ref:
-    """Split and validate a reference; NameInvalid/TagInvalid/DigestInvalid on bad input."""
-    name, at, digest = text.partition("@")
-    head, slash, last = name.rpartition("/")
-    tag = None
-    if ":" in last:
-        last, _, tag = last.partition(":")
-    repository = f"{head}{slash}{last}"
-    if ":" in repository:  # only a host:port has a colon before the last component
-        raise NameInvalid(
-            f"{text!r} has a registry host or port: give the repository without it "
-            "(team/app:prod, not localhost:5000/team/app:prod)"
-        )
-    validate_name(repository)
-    if at:
-        if tag is not None:
-            raise TagInvalid(f"{text!r} has both a tag and a digest: give one of them")
-        return Ref(repository, digest=str(Digest.parse(digest)))
-    if tag is not None:
-        return Ref(repository, tag=validate_tag(tag))
-    return Ref(repository)
 
 
 def _tagged(text: str, what: str) -> Ref:

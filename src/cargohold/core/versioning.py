@@ -208,11 +208,11 @@ class TagService:
                     f"{source} and {target} are in different namespaces: retagging links "
                     "content only within a namespace; copy it with skopeo instead"
                 )
-            self._link_manifest(source, target, record.digest)
+            self.link_manifest(source, target, record.digest)
         event = self._meta.tag_manifest(target, tag, record.digest, origin)
         return TagChange(target, tag, record.digest, event)
 
-    def _link_manifest(self, source: str, target: str, digest: str) -> None:
+    def link_manifest(self, source: str, target: str, digest: str) -> None:
         """Make a manifest of `source` (and what it references) present in `target`."""
         if self._meta.get_manifest(target, digest) is not None:
             return
@@ -221,7 +221,7 @@ class TagService:
             raise ManifestUnknown(f"{source} lacks manifest {digest}, which an index names")
         parsed = parse_manifest(record.content, record.media_type)
         for child in parsed.manifests:
-            self._link_manifest(source, target, child.digest)
+            self.link_manifest(source, target, child.digest)
         blob_digests = [d.digest for d in parsed.blobs]
         sizes = self._meta.blob_sizes(source, blob_digests)
         for blob in blob_digests:
@@ -234,6 +234,14 @@ class TagService:
             [d.digest for d in parsed.manifests],
             tags=[],
         )
+
+    def tag(self, repository: str, tag: str, digest: str, origin: ChangeOrigin) -> TagChange:
+        """Point `tag` at a manifest `repository` holds, recorded with `origin` (TagImmutable
+        when a rule protects the tag and it names another manifest)."""
+        validate_tag(tag)
+        self._refuse_if_protected(repository, tag, digest)
+        event = self._meta.tag_manifest(repository, tag, digest, origin)
+        return TagChange(repository, tag, digest, event)
 
     def _refuse_if_protected(self, repository: str, tag: str, digest: str) -> None:
         """Refuse before linking anything (the store re-checks when it moves the tag)."""

@@ -44,6 +44,8 @@ from cargohold.proxy.wiring import MirrorMiddleware, open_proxy
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
 from cargohold.scan.queue import QueueStats, ScanQueue
 from cargohold.scan.results import ScanResultStore
+from cargohold.signatures.gate import SignaturePullGate
+from cargohold.signatures.store import SignatureStore
 from cargohold.stores import open_stores
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -182,6 +184,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.registry = registry
     app.state.pull_gate = PullPolicyGate(ScanPolicyStore(engine), ScanResultStore(engine))
+    app.state.signature_gate = SignaturePullGate(SignatureStore(engine), registry)
     app.state.advisories = AdvisoryStore(engine)
     app.state.settings = settings
     app.state.policy = policy

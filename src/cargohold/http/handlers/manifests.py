@@ -10,6 +10,7 @@ from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
 from cargohold.scan.policy import PullPolicyGate
+from cargohold.signatures.gate import SignaturePullGate
 from cargohold.storage.meta import ManifestRecord
 
 # The spec asks registries to accept at least ten tags per request; cap abuse well above.
@@ -18,9 +19,13 @@ MAX_TAGS_PER_PUSH = 100
 
 async def get_manifest(request: Request) -> Response:
     name, reference = request.path_params["name"], request.path_params["reference"]
-    # The scan pull policy judges GETs only: HEAD is an existence check (pushes use it).
-    gate = request.app.state.pull_gate if request.method == "GET" else None
-    record = await run_in_threadpool(_fetch, registry_of(request), gate, name, reference)
+    # Pull policies judge GETs only: HEAD is an existence check (pushes use it).
+    judged = request.method == "GET"
+    gate = request.app.state.pull_gate if judged else None
+    signatures = request.app.state.signature_gate if judged else None
+    record = await run_in_threadpool(
+        _fetch, registry_of(request), gate, signatures, name, reference
+    )
     return Response(
         record.content,
         media_type=record.media_type,
@@ -29,11 +34,17 @@ async def get_manifest(request: Request) -> Response:
 
 
 def _fetch(
-    registry: Registry, gate: PullPolicyGate | None, name: str, reference: str
+    registry: Registry,
+    gate: PullPolicyGate | None,
+    signatures: SignaturePullGate | None,
+    name: str,
+    reference: str,
 ) -> ManifestRecord:
     record = registry.manifests.get(name, reference)
     if gate is not None:
         gate.check(name, record.digest, record.media_type, record.artifact_type, record.subject)
+    if signatures is not None:
+        signatures.check(name, record)
     return record
 
 
