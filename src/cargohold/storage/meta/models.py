@@ -603,3 +603,104 @@ promotion_gates = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(255), nullable=True),
 )
+
+# -- replication (migration 0014)
+
+# A remote registry that replication rules push to or pull from. `secret_encrypted` (a
+# password or token) is encrypted at rest with cargohold.secretbox; it is never returned.
+replication_endpoints = Table(
+    "replication_endpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("username", String(255), nullable=True),
+    Column("secret_encrypted", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False),  # skip TLS certificate verification
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# What to copy where: push (local -> endpoint) or pull (endpoint -> local), repositories
+# matching `source` (a glob) and tags matching `tags` (a glob), renamed under `dest_prefix`.
+replication_rules = Table(
+    "replication_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("direction", String(4), nullable=False),  # push | pull
+    Column("endpoint", String(64), ForeignKey("replication_endpoints.name"), nullable=False),
+    Column("source", String(255), nullable=False),  # repository glob: team/*, team/app
+    Column("tags", String(255), nullable=False),  # tag glob: *, v*
+    Column("dest_prefix", String(255), nullable=True),
+    Column("trigger", String(10), nullable=False),  # event | schedule | manual
+    Column("interval_minutes", Integer, nullable=True),  # for schedule
+    Column("replicate_deletes", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("next_run_at", DateTime(timezone=True), nullable=True),  # schedule
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_status", String(10), nullable=True),
+)
+
+# One run of a rule: queued, claimed with a lease (running), retried with back-off
+# (state retrying), then succeeded, partial (some images failed) or failed.
+replication_executions = Table(
+    "replication_executions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "rule_id",
+        Integer,
+        ForeignKey("replication_rules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("trigger", String(10), nullable=False),  # event | schedule | manual
+    Column("scope", Text, nullable=True),  # JSON for event runs: repository, tag, delete
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("worker", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("images", Integer, nullable=False),
+    Column("manifests", Integer, nullable=False),
+    Column("blobs_copied", Integer, nullable=False),
+    Column("blobs_skipped", Integer, nullable=False),
+    Column("blobs_mounted", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("deleted", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "rule_id", "id"),
+)
+
+# The execution log: one row per image (or deletion) an attempt handled.
+replication_tasks = Table(
+    "replication_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "execution_id",
+        Integer,
+        ForeignKey("replication_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("action", String(10), nullable=False),  # copy | delete
+    Column("source", String(512), nullable=False),  # repository:tag or repository@digest
+    Column("destination", String(512), nullable=False),
+    Column("digest", DIGEST, nullable=True),
+    Column("state", String(10), nullable=False),  # succeeded | failed
+    Column("manifests", Integer, nullable=False),
+    Column("blobs_copied", Integer, nullable=False),
+    Column("blobs_skipped", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Index(None, "execution_id", "id"),
+)
