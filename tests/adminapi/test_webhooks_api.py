@@ -3,6 +3,7 @@ delivery and redelivery against a real receiver on loopback."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -47,9 +48,13 @@ def test_admins_manage_readers_read_outsiders_see_nothing(api: Api, receiver: Re
 
     changed = expect(api.call("PATCH", path, team.admin, json={"enabled": False}), 200)
     assert changed["enabled"] is False and changed["events"] == ["push", "delete"]
-    audit = expect(api.call("GET", "/v1/audit", api.admin, params={"target": team.org}), 200)
-    actions = {e["action"] for e in audit}
-    assert {"webhook_add", "webhook_update"} <= actions
+    deadline = time.monotonic() + 10  # the audit log is written in the background
+    while True:
+        audit = expect(api.call("GET", "/v1/audit", api.admin, params={"target": team.org}), 200)
+        if {"webhook_add", "webhook_update"} <= {e["action"] for e in audit}:
+            break
+        assert time.monotonic() < deadline, audit
+        time.sleep(0.1)
     expect(api.call("DELETE", path, team.admin), 204)
     expect(api.call("GET", path, team.reader), 404)
 

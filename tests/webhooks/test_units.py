@@ -200,3 +200,22 @@ def test_claims_are_exclusive_and_leases_expire(engine: Engine, box: SecretBox) 
         first, status_code=200, error=None, excerpt=None, duration_ms=1, retry_in=None
     )
     assert late is None
+
+
+def test_a_push_over_quota_is_an_event_after_the_rollback(engine: Engine) -> None:
+    from cargohold.errors import QuotaExceeded
+
+    meta = SqlMetadataStore(engine)
+    meta.record_events = True
+    meta.set_quota("team", 100, "root")
+    with pytest.raises(QuotaExceeded):
+        meta.check_quota("team/app", 1000, "sha256:" + "c" * 64)
+    with pytest.raises(QuotaExceeded):
+        meta.commit_blob("team/app", "sha256:" + "d" * 64, 1000, lambda: None)
+    events = ev.EventLog(engine).after(0, 10)
+    assert [(e.type, e.repository, e.digest[-1]) for e in events] == [  # type: ignore[index]
+        ("quota_exceeded", "team/app", "c"),
+        ("quota_exceeded", "team/app", "d"),
+    ]
+    assert events[0].data == {"usage": 0, "limit": 100, "needed": 1000}
+    assert not meta.blob_size("team/app", "sha256:" + "d" * 64)
