@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_ACTOR = "schedule"  # in the tag history and the audit log
 FINISHED_JOBS_KEPT = timedelta(days=7)  # scan jobs done or failed, for the queue's log
+EVENTS_KEPT = timedelta(days=7)  # read events stay this long (webhook redelivery needs them)
 
 
 def start_schedule(settings: Settings) -> threading.Event | None:
@@ -40,6 +41,13 @@ def _loop(settings: Settings, stop: threading.Event) -> None:
     interval = settings.gc_interval_minutes * 60
     while not stop.wait(interval):
         run_once(settings)
+
+
+def purge_event_log(stores: Stores) -> int:
+    """Events every consumer (webhooks, replication) has read, older than EVENTS_KEPT."""
+    from cargohold.events import EventLog
+
+    return EventLog(stores.engine).purge(EVENTS_KEPT)
 
 
 def purge_scan_records(stores: Stores, keep_results: int) -> tuple[int, int]:
@@ -78,7 +86,8 @@ def run_once(settings: Settings) -> None:
             log.exception("scheduled garbage collection failed")
         try:
             purge_scan_records(stores, settings.scan_keep_results)
+            purge_event_log(stores)
         except Exception:
-            log.exception("scheduled cleanup of scan results failed")
+            log.exception("scheduled cleanup of scan results and events failed")
     finally:
         stores.close()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from cargohold.storage.meta import models as m
 from cargohold.storage.meta.sqlbase import SqlBase, now
@@ -205,6 +205,20 @@ class EventLog(SqlBase):
             statement = statement.where(c.last_event_id == expected)
         values = {"last_event_id": last_event_id, "updated_at": now()}
         return bool(conn.execute(statement.values(**values)).rowcount)
+
+    def purge(self, older_than: timedelta) -> int:
+        """Delete events older than ``older_than`` that every consumer has read; returns
+        how many went."""
+        with self._write() as conn:
+            cursors = conn.execute(select(func.min(m.event_cursors.c.last_event_id))).scalar()
+            if cursors is None:
+                return 0  # no consumer has started: keep everything for them
+            e = m.events.c
+            return int(
+                conn.execute(
+                    delete(m.events).where(e.id <= int(cursors), e.occurred_at < now() - older_than)
+                ).rowcount
+            )
 
 
 def cursor_in(conn: Connection, consumer: str) -> int:
