@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class ProxyService:
         self._rules: tuple[float, dict[str, ProxyRule]] | None = None
         self._upstreams: dict[str, tuple[datetime, Upstream]] = {}
         self._lock = threading.Lock()
-        self._manifest_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._manifest_locks: dict[tuple[str, str], _LockEntry] = {}
         self._fetches: dict[tuple[str, str], _BlobFetch] = {}
         self.upstream_blob_fetches = 0  # for metrics and tests
         self.rules = ProxyRules(store, secrets)
@@ -191,9 +192,22 @@ class ProxyService:
                     return record
                 raise
 
-    def _manifest_lock(self, repository: str, reference: str) -> threading.Lock:
+    @contextmanager
+    def _manifest_lock(self, repository: str, reference: str) -> Iterator[None]:
+        """One upstream request at a time per (repository, reference) in this process;
+        entries go when nobody holds or waits for them."""
+        key = (repository, reference)
         with self._lock:
-            return self._manifest_locks.setdefault((repository, reference), threading.Lock())
+            entry = self._manifest_locks.setdefault(key, _LockEntry())
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._lock:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._manifest_locks[key]
 
     def _fetch_manifest(
         self, rule: ProxyRule, repository: str, reference: str, tag: str | None
@@ -280,6 +294,14 @@ class ProxyService:
         return tempfile.mkstemp(prefix="proxy-", suffix=".spool", dir=directory)
 
 
+class _LockEntry:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
 class _BlobFetch:
     """One upstream GET of a blob, written to an upload and a spool file readers tail."""
 
@@ -331,6 +353,8 @@ class _BlobFetch:
                 with self._cond:
                     if length is not None and length.isdigit():
                         self.size = int(length)
+                    else:  # chunked: the size the manifest declares, checked at the end
+                        self.size = declared
                     self._cond.notify_all()
                 service._meta.create_upload(
                     UploadRecord(upload_id, self.repository, expected.algorithm, datetime.now(UTC))
