@@ -163,6 +163,24 @@ class Settings(BaseSettings):
         description="The registry's address as webhook payloads name it (`registry`); "
         "default: this host's name and port.",
     )
+    replication_workers: int = Field(
+        1,
+        ge=0,
+        description="Replication threads in the serving process (0: this replica runs no "
+        "replication; queued executions wait for another replica or a restart).",
+    )
+    replication_poll_seconds: float = Field(
+        2.0, gt=0, description="How often an idle replication worker looks for work."
+    )
+    replication_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="First retry delay of a failed replication attempt; later retries wait "
+        "4 and 20 times this, then the execution ends failed (4 attempts).",
+    )
+    replication_timeout_seconds: float = Field(
+        60.0, gt=0, le=3600, description="Time a remote registry has to answer a request (s)."
+    )
     secrets_key_file: Path | None = Field(
         None,
         description="Key that encrypts stored secrets (webhook secrets); default "

@@ -12,6 +12,7 @@ from cargohold.config import Settings
 from cargohold.gc_schedule import start_schedule
 from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.metrics import MULTIPROC_ENV
+from cargohold.replication import start_replication_workers
 from cargohold.scan.worker import start_scan_workers
 from cargohold.setup import check_open_mode, prepare_storage
 from cargohold.webhooks import start_webhook_workers
@@ -35,6 +36,7 @@ def serve(settings: Settings) -> None:
     schedule = start_schedule(settings)
     scanners = start_scan_workers(settings)
     webhooks = start_webhook_workers(settings)
+    replication = start_replication_workers(settings)
     uvicorn.run(
         "cargohold.http.app:app_from_environment",
         factory=True,
@@ -48,7 +50,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_keep_alive=30,
     )
-    for stop in (schedule, scanners, webhooks):
+    for stop in (schedule, scanners, webhooks, replication):
         if stop is not None:
             stop.set()
 
