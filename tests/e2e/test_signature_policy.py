@@ -127,6 +127,19 @@ def test_unsigned_images_are_refused_until_signed_by_a_trusted_key(
     time.sleep(REFUSED_WAIT)
     skopeo.copy(multi, f"oci:{tmp_path / 'multi'}:x", PULL, "--all")
 
+    # A scan policy refusing unscanned images still serves signature manifests: cosign
+    # reads them to verify, and they are not images (nothing here ran a scan).
+    cargohold(server, "scan", "policy", "set", "prod", "--severity", "high", "--deny-unscanned")
+    time.sleep(POLICY_TTL + 0.5)
+    refused = httpx.get(f"{server.url}/v2/prod/app/manifests/1.0", headers={"Accept": OCI_MANIFEST})
+    assert refused.status_code == 403 and "not been scanned" in refused.text
+    sig = httpx.get(
+        f"{server.url}/v2/prod/app/manifests/{signature_tag(image.digest)}",
+        headers={"Accept": OCI_MANIFEST},
+    )
+    assert sig.status_code == 200, sig.text
+    cargohold(server, "scan", "policy", "remove", "prod")
+
     # Other namespaces are not affected; turning the policy off serves everything again.
     skopeo.copy(image.reference, f"docker://{server.host}/dev/app:1.0", PUSH)
     skopeo.copy(f"docker://{server.host}/dev/app:1.0", f"oci:{tmp_path / 'dev'}:x", PULL)

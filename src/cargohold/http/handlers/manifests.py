@@ -10,6 +10,7 @@ from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
 from cargohold.scan.policy import PullPolicyGate
+from cargohold.signatures.cosign import is_signature
 from cargohold.signatures.gate import SignaturePullGate
 from cargohold.storage.meta import ManifestRecord
 
@@ -41,7 +42,8 @@ def _fetch(
     reference: str,
 ) -> ManifestRecord:
     record = registry.manifests.get(name, reference)
-    if gate is not None:
+    # A cosign signature manifest looks like an image to the scan policy; it is not one.
+    if gate is not None and not is_signature(record):
         gate.check(name, record.digest, record.media_type, record.artifact_type, record.subject)
     if signatures is not None:
         signatures.check(name, record)
