@@ -28,6 +28,7 @@ from cargohold.config import Settings
 from cargohold.core import Registry
 from cargohold.core.gc import options_from
 from cargohold.errors import RegistryError
+from cargohold.events.pulls import PullEvents
 from cargohold.http.access import AccessMiddleware
 from cargohold.http.api import create_admin_api
 from cargohold.http.audit import AuditMiddleware
@@ -41,6 +42,7 @@ from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
 from cargohold.proxy.wiring import MirrorMiddleware, open_proxy
+from cargohold.pull_guards import PullGuards
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
 from cargohold.scan.queue import QueueStats, ScanQueue
 from cargohold.scan.results import ScanResultStore
@@ -183,8 +185,11 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.registry = registry
-    app.state.pull_gate = PullPolicyGate(ScanPolicyStore(engine), ScanResultStore(engine))
-    app.state.signature_gate = SignaturePullGate(SignatureStore(engine), registry)
+    app.state.pull_guards = PullGuards(
+        scans=PullPolicyGate(ScanPolicyStore(engine), ScanResultStore(engine)),
+        signatures=SignaturePullGate(SignatureStore(engine), registry),
+        events=PullEvents(engine),  # for webhooks subscribed to pulls
+    )
     app.state.advisories = AdvisoryStore(engine)
     app.state.settings = settings
     app.state.policy = policy

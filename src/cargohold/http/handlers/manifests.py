@@ -5,14 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cargohold.core import Registry
 from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
-from cargohold.scan.policy import PullPolicyGate
-from cargohold.signatures.cosign import is_signature
-from cargohold.signatures.gate import SignaturePullGate
-from cargohold.storage.meta import ManifestRecord
+from cargohold.pull_guards import PullGuards
 
 # The spec asks registries to accept at least ten tags per request; cap abuse well above.
 MAX_TAGS_PER_PUSH = 100
@@ -20,34 +16,19 @@ MAX_TAGS_PER_PUSH = 100
 
 async def get_manifest(request: Request) -> Response:
     name, reference = request.path_params["name"], request.path_params["reference"]
+    registry = registry_of(request)
     # Pull policies judge GETs only: HEAD is an existence check (pushes use it).
-    judged = request.method == "GET"
-    gate = request.app.state.pull_gate if judged else None
-    signatures = request.app.state.signature_gate if judged else None
-    record = await run_in_threadpool(
-        _fetch, registry_of(request), gate, signatures, name, reference
-    )
+    if request.method == "GET":
+        guards: PullGuards = request.app.state.pull_guards
+        actor = actor_of(request.scope)
+        record = await run_in_threadpool(guards.pull, registry, name, reference, actor)
+    else:
+        record = await run_in_threadpool(registry.manifests.get, name, reference)
     return Response(
         record.content,
         media_type=record.media_type,
         headers={"Docker-Content-Digest": record.digest, "ETag": f'"{record.digest}"'},
     )
-
-
-def _fetch(
-    registry: Registry,
-    gate: PullPolicyGate | None,
-    signatures: SignaturePullGate | None,
-    name: str,
-    reference: str,
-) -> ManifestRecord:
-    record = registry.manifests.get(name, reference)
-    # A cosign signature manifest looks like an image to the scan policy; it is not one.
-    if gate is not None and not is_signature(record):
-        gate.check(name, record.digest, record.media_type, record.artifact_type, record.subject)
-    if signatures is not None:
-        signatures.check(name, record)
-    return record
 
 
 async def put_manifest(request: Request) -> Response:
