@@ -15,12 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from tests.adminapi.conftest import CHEAP, ThreadServer
 from tests.conftest import LiveRegistry
-from tests.proxy.conftest import Counting
 
 from cargohold.auth.store import AuthStore
 from cargohold.config import Settings
@@ -36,6 +36,22 @@ FAST = {
     "CARGOHOLD_REPLICATION_BACKOFF_SECONDS": "1",
     "CARGOHOLD_WEBHOOK_WORKERS": "0",
 }
+
+
+class RequestLog:
+    """ASGI wrapper around the destination app: (method, path) of each request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+    def count(self, method: str, fragment: str) -> int:
+        return len([1 for verb, path in self.requests if verb == method and fragment in path])
 
 
 @dataclass
@@ -75,7 +91,7 @@ class Dest:
     host: str
     user: str
     password: str
-    counter: Counting
+    counter: RequestLog
     server: ThreadServer | None
     settings: Settings
 
@@ -104,7 +120,7 @@ def start_dest(root: Path, port: int | None = None) -> Dest:
     if store.get_user(user) is None:
         store.add_user(user, CHEAP.hash(password), True)
     store.close()
-    counter = Counting(create_app(settings))
+    counter = RequestLog(create_app(settings))
     server = ThreadServer(counter)  # type: ignore[arg-type]
     return Dest(server.url, server.url.split("://")[1], user, password, counter, server, settings)
 

@@ -79,10 +79,11 @@ class RemoteRegistry(Upstream):
         params: Any = None,
         stream: bool = False,
         auth: dict[str, str] | None = None,
+        scope: str | None = None,
     ) -> httpx.Response:
         """One request with authentication; the response, whatever its status (read
         unless ``stream``). A streamed body must not meet a 401: authenticate first."""
-        scope = _push_scope(name)
+        scope = scope or _push_scope(name)
         url = path if path.startswith(("http://", "https://")) else self.url + path
         extra = dict(headers or {})
         if "/manifests/" in url and method in ("GET", "HEAD"):
@@ -142,10 +143,11 @@ class RemoteRegistry(Upstream):
         if response.status_code >= 500:
             raise UpstreamUnavailable(f"{self.url}/v2/ answered {response.status_code}")
 
-    def _pages(self, path: str, name: str, key: str) -> Iterator[str]:
+    def _pages(self, path: str, name: str, key: str, scope: str | None = None) -> Iterator[str]:
         url: str | None = path
         while url:
-            response = self.call("GET", url, name, params={"n": 1000} if url == path else None)
+            params = {"n": 1000} if url == path else None
+            response = self.call("GET", url, name, params=params, scope=scope)
             if response.status_code == 404:
                 raise UpstreamNotFound(url)
             self.check(response, "GET")
@@ -160,7 +162,19 @@ class RemoteRegistry(Upstream):
             return []
 
     def catalog(self) -> list[str]:
-        return list(self._pages("/v2/_catalog", "", "repositories"))
+        scope = "registry:catalog:*"
+        if not self._auth_header(scope):
+            self._prime(scope)  # a catalog answers anonymous callers with an empty list
+        return list(self._pages("/v2/_catalog", "", "repositories", scope))
+
+    def _prime(self, scope: str) -> None:
+        """Authenticate for ``scope`` ahead of a request that would not ask for it."""
+        response = self._once("GET", self.url + "/v2/", {}, None, None, False)
+        challenge = response.headers.get("www-authenticate", "")
+        if response.status_code == 401 and self._credentials:
+            if challenge.lower().startswith("bearer"):
+                self._bearer = dict(_CHALLENGE_PARAM.findall(challenge))
+            self._authenticate(_SCOPE_PARAM.sub("", challenge), scope)
 
     def referrers(self, name: str, digest: str) -> list[str]:
         """Digests of the manifests whose subject is ``digest`` (empty when the registry
@@ -278,14 +292,15 @@ class RemoteRegistry(Upstream):
     def delete_tag(self, name: str, tag: str) -> bool:
         """Delete a tag; by digest when the registry refuses tag deletes (that removes
         the manifest with every tag naming it). False when the tag is not there."""
-        response = self.call("DELETE", f"/v2/{name}/manifests/{tag}", name)
+        scope = f"repository:{name}:delete"
+        response = self.call("DELETE", f"/v2/{name}/manifests/{tag}", name, scope=scope)
         if response.status_code == 404:
             return False
         if response.status_code in (400, 405):
             digest = self.manifest_digest(name, tag)
             if digest is None:
                 return False
-            response = self.call("DELETE", f"/v2/{name}/manifests/{digest}", name)
+            response = self.call("DELETE", f"/v2/{name}/manifests/{digest}", name, scope=scope)
             if response.status_code == 404:
                 return False
         self.check(response, "DELETE")
