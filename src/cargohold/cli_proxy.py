@@ -54,7 +54,7 @@ def _rules(config: Path | None, data_dir: Path | None) -> Iterator[tuple[Stores,
     from cargohold.proxy.store import ProxyStore
 
     with opened_stores(config, data_dir, (NameInvalid, RuleInvalid)) as (settings, stores):
-        yield stores, ProxyRules(ProxyStore(stores.engine), SecretBox(settings.keys_dir))
+        yield stores, ProxyRules(ProxyStore(stores.engine), SecretBox(settings.secrets_key_path))
 
 
 def _print_rule(rule: dict[str, object]) -> None:

@@ -30,19 +30,32 @@ from cargohold.storage.meta.sqlbase import create_sql_engine
 
 
 class Counting:
-    """ASGI wrapper: records (method, path) of every request the upstream receives."""
+    """ASGI wrapper: records (method, path, status) of every request the upstream answers."""
 
     def __init__(self, app: object) -> None:
         self.app = app
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str, int]] = []
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["type"] == "http":
-            self.requests.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)  # type: ignore[operator]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # type: ignore[operator]
+            return
 
-    def count(self, method: str, fragment: str) -> int:
-        return sum(1 for m, p in self.requests if m == method and fragment in p)
+        async def recording_send(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                self.requests.append((scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, recording_send)  # type: ignore[operator]
+
+    def count(self, method: str, fragment: str, status: int | None = None) -> int:
+        """Requests with `fragment` in the path; with `status`, only those answered so
+        (a 401 that only asks for a token is not a fetch)."""
+        return sum(
+            1
+            for m, p, code in self.requests
+            if m == method and fragment in p and (status is None or code == status)
+        )
 
 
 @dataclass
@@ -93,7 +106,7 @@ def start_cache(tmp: Path) -> Cache:
     settings = Settings(data_dir=tmp / "cache", access_log=False, workers=1)
     prepare_storage(settings)
     engine = create_sql_engine(settings.resolved_database_url)
-    rules = ProxyRules(ProxyStore(engine), SecretBox(settings.keys_dir))
+    rules = ProxyRules(ProxyStore(engine), SecretBox(settings.secrets_key_path))
     app = create_app(settings)
     app.state.registry.proxy._rule_cache_seconds = 0  # rules added by tests apply at once
     server = ThreadServer(app)

@@ -73,7 +73,7 @@ def test_first_pull_stores_everything_and_later_pulls_need_no_upstream(
 
     pull(skopeo, cache, "hub/app:1.0", tmp_path / "first", "1.0")
     assert compare_layouts(layout, read_layout(tmp_path / "first", "1.0")) == []
-    assert upstream.counter.count("GET", "/blobs/sha256:") == len(layout.blobs) - 1
+    assert upstream.counter.count("GET", "/blobs/sha256:", 200) == len(layout.blobs) - 1
 
     upstream.stop()
     pull(skopeo, cache, "hub/app:1.0", tmp_path / "offline", "1.0")
@@ -193,11 +193,11 @@ def test_concurrent_misses_make_one_upstream_fetch(
     for body in results:
         assert isinstance(body, bytes), body
         assert "sha256:" + hashlib.sha256(body).hexdigest() == layer
-    assert upstream.counter.count("GET", f"/blobs/{layer}") == 1
+    assert upstream.counter.count("GET", f"/blobs/{layer}", 200) == 1
     # and once stored, served locally
     with cache.client() as client:
         assert client.get(f"/v2/hub/big/blobs/{layer}").status_code == 200
-    assert upstream.counter.count("GET", f"/blobs/{layer}") == 1
+    assert upstream.counter.count("GET", f"/blobs/{layer}", 200) == 1
 
 
 def test_containerd_ns_parameter(
@@ -232,7 +232,7 @@ def test_credentials_token_auth_and_a_wrong_password(
     with cache.client() as client:
         ok = manifest_digest(client, "/v2/good/private/manifests/1.0")
         assert ok.status_code == 200
-        assert upstream.counter.count("GET", "/token") >= 1  # Docker token auth was used
+        assert upstream.counter.count("GET", "/token", 200) >= 1  # Docker token auth was used
         bad = manifest_digest(client, "/v2/bad/private/manifests/1.0")
         assert bad.status_code == 502, bad.text
         error = bad.json()["errors"][0]

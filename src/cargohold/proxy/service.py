@@ -21,6 +21,7 @@ its own (no cross-process lock); the commit is idempotent.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -80,7 +81,7 @@ class ProxyService:
         self._lock = threading.Lock()
         self._manifest_locks: dict[tuple[str, str], _LockEntry] = {}
         self._fetches: dict[tuple[str, str], _BlobFetch] = {}
-        self.upstream_blob_fetches = 0  # for metrics and tests
+        self.upstream_blob_fetches = 0  # upstream blob GETs this process started
         self.rules = ProxyRules(store, secrets)
 
     def close(self) -> None:
@@ -120,9 +121,14 @@ class ProxyService:
             cached = self._upstreams.get(rule.namespace)
             if cached is not None and cached[0] == rule.updated_at:
                 return cached[1]
-            password = (
-                self._secrets.decrypt(rule.password_encrypted) if rule.password_encrypted else None
-            )
+            try:
+                password = (
+                    self._secrets.decrypt(rule.password_encrypted)
+                    if rule.password_encrypted
+                    else None
+                )
+            except ValueError as exc:
+                raise UpstreamDenied(f"proxy rule {rule.namespace}: {exc}") from None
             upstream = Upstream(rule.upstream_url, rule.username, password)
             self._upstreams[rule.namespace] = (rule.updated_at, upstream)
         if cached is not None:
@@ -272,7 +278,6 @@ class ProxyService:
                     return BlobContent(digest, size, self._blobs.local_path(digest), self._blobs)
                 fetch = _BlobFetch(self, rule, repository, digest)
                 self._fetches[key] = fetch
-                self.upstream_blob_fetches += 1
                 fetch.start()
             reader = fetch.reader()
         try:
@@ -285,13 +290,14 @@ class ProxyService:
     def _fetch_done(self, fetch: _BlobFetch) -> None:
         with self._lock:
             self._fetches.pop((fetch.repository, fetch.digest), None)
-            fetch.unlink_spool()
 
-    def spool_file(self) -> tuple[int, str]:
-        directory = self._spool_dir
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix="proxy-", suffix=".spool", dir=directory)
+    def spool_paths(self, repository: str, digest: str) -> tuple[Path, Path]:
+        """The spool file of a blob being fetched and the lock file its fetcher holds;
+        shared by the worker processes of one data directory."""
+        directory = self._spool_dir or Path(tempfile.gettempdir()) / "cargohold-proxy-spool"
+        directory.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(f"{repository}@{digest}".encode()).hexdigest()[:32]
+        return directory / f"{name}.spool", directory / f"{name}.lock"
 
 
 class _LockEntry:
@@ -303,7 +309,13 @@ class _LockEntry:
 
 
 class _BlobFetch:
-    """One upstream GET of a blob, written to an upload and a spool file readers tail."""
+    """One upstream GET of a blob, written to an upload and to a spool file readers tail.
+
+    Across the worker processes sharing the data directory, an exclusive lock on the
+    blob's lock file elects the one process that fetches (the leader); the others follow:
+    they tail its spool file and, once it released the lock, find the blob committed (the
+    rest is read from the blob store) or, when its fetch failed, fetch themselves.
+    """
 
     def __init__(self, service: ProxyService, rule: ProxyRule, repository: str, digest: str):
         self.service = service
@@ -313,21 +325,40 @@ class _BlobFetch:
         self.size: int | None = None
         self.written = 0
         self.finished = False
+        self.committed = False
         self.error: BaseException | None = None
         self._cond = threading.Condition()
-        self._spool_fd, self._spool_path = service.spool_file()
+        self._spool_path, self._lock_path = service.spool_paths(repository, digest)
+        self._read_fd: int | None = None
+        self._readers = 0
 
     def start(self) -> None:
         threading.Thread(
             target=self._run, name=f"proxy-fetch {self.digest[:19]}", daemon=True
         ).start()
 
+    # -- readers (HTTP responses) share one read descriptor of the spool file
     def reader(self) -> _SpoolReader:
-        return _SpoolReader(self, os.open(self._spool_path, os.O_RDONLY))
+        with self._cond:
+            self._readers += 1
+        return _SpoolReader(self)
 
-    def unlink_spool(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._spool_path)
+    def release_reader(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            self._close_read_fd_if_unused()
+
+    def _close_read_fd_if_unused(self) -> None:
+        if self.finished and self._readers == 0 and self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
+
+    def pread(self, size: int, offset: int) -> bytes:
+        with self._cond:
+            fd = self._read_fd
+            if fd is None:
+                return b""
+            return os.pread(fd, size, offset)
 
     def wait_for_size(self) -> int:
         with self._cond:
@@ -339,9 +370,98 @@ class _BlobFetch:
                 self.size = self.written
             return self.size
 
+    def wait_past(self, position: int) -> int:
+        """Bytes in the spool once more than `position` are there (or the fetch ended)."""
+        with self._cond:
+            while self.written <= position and not self.finished:
+                self._cond.wait(timeout=60)
+            if self.written <= position and self.error is not None:
+                raise _client_error(self.error, self.digest, self.repository)
+            return self.written
+
+    def _progress(self, written: int) -> None:
+        with self._cond:
+            self.written = written
+            self._cond.notify_all()
+
+    # -- the fetch
     def _run(self) -> None:
+        lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if not _try_lock(lock_fd):
+                self._follow(lock_fd)  # returns holding the lock when the leader failed
+            if not self.committed:
+                self._lead()
+        except BaseException as exc:
+            if not isinstance(exc, UpstreamNotFound):
+                log.warning(
+                    "proxy fetch of %s for %s failed: %s", self.digest, self.repository, exc
+                )
+            with self._cond:
+                self.error = exc
+        finally:
+            os.close(lock_fd)  # releases the lock
+            with self._cond:
+                self.finished = True
+                self._close_read_fd_if_unused()
+                self._cond.notify_all()
+            self.service._fetch_done(self)
+
+    def _follow(self, lock_fd: int) -> None:
+        """Another process fetches: tail its spool until it lets go of the lock."""
+        log.info("blob %s: following the fetch of another process", self.digest)
+        declared = self.service.store.pending_size(self.repository, self.digest)
+        with self._cond:
+            self.size = declared
+            self._cond.notify_all()
+        while True:
+            if self._read_fd is None:
+                try:
+                    fd = os.open(self._spool_path, os.O_RDONLY)
+                except FileNotFoundError:
+                    pass
+                else:
+                    with self._cond:
+                        self._read_fd = fd
+            if self._read_fd is not None:
+                self._progress(os.fstat(self._read_fd).st_size)
+            if _try_lock(lock_fd):
+                break
+            time.sleep(0.05)
+        size = self.service._meta.blob_size(self.repository, self.digest)
+        if size is not None:
+            with self._cond:
+                if self._read_fd is not None:
+                    self.written = os.fstat(self._read_fd).st_size
+                self.size = size
+                self.committed = True
+                self._cond.notify_all()
+            return
+        # The leader failed: this process fetches, from the start.
+        with self._cond:
+            if self._read_fd is not None:
+                os.close(self._read_fd)
+                self._read_fd = None
+            self.written = 0
+            self.size = None
+
+    def _lead(self) -> None:
         service = self.service
         blobs = service._blobs
+        size = service._meta.blob_size(self.repository, self.digest)
+        if size is not None:  # committed by a process that held the lock just before
+            with self._cond:
+                self.size = size
+                self.committed = True
+                self._cond.notify_all()
+            return
+        service.upstream_blob_fetches += 1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._spool_path)  # left by a crashed fetch
+        spool_fd = os.open(self._spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with self._cond:
+            self._read_fd = os.open(self._spool_path, os.O_RDONLY)
+            self.written = 0
         upload_id = f"proxy-{uuid.uuid4().hex}"
         uploaded = False
         try:
@@ -349,7 +469,7 @@ class _BlobFetch:
             upstream = service.upstream(self.rule)
             with upstream.blob(self.rule.remote_name(self.repository), self.digest) as response:
                 length = response.headers.get("content-length")
-                declared = self.service.store.pending_size(self.repository, self.digest)
+                declared = service.store.pending_size(self.repository, self.digest)
                 with self._cond:
                     if length is not None and length.isdigit():
                         self.size = int(length)
@@ -362,95 +482,87 @@ class _BlobFetch:
                 blobs.start_upload(upload_id)
                 uploaded = True
                 hasher = hashlib.new(expected.algorithm)
+                written = 0
                 with blobs.open_upload(upload_id, 0) as writer:
                     for chunk in response.iter_bytes(CHUNK):
                         writer.write(chunk)
                         hasher.update(chunk)
-                        os.write(self._spool_fd, chunk)
-                        with self._cond:
-                            self.written += len(chunk)
-                            self._cond.notify_all()
+                        os.write(spool_fd, chunk)
+                        written += len(chunk)
+                        self._progress(written)
             actual = f"{expected.algorithm}:{hasher.hexdigest()}"
             if actual != str(expected):
                 raise DigestInvalid(f"upstream sent blob {actual} for {expected}")
-            if self.size is not None and self.size != self.written:
-                raise DigestInvalid(f"upstream sent {self.written} of {self.size} bytes")
-            if declared is not None and declared != self.written:
-                log.warning(
-                    "blob %s has %d bytes, its manifest says %d",
-                    self.digest,
-                    self.written,
-                    declared,
-                )
+            if self.size is not None and self.size != written:
+                raise DigestInvalid(f"upstream sent {written} of {self.size} bytes")
             service.store.commit_fetched_blob(
                 self.repository,
                 self.digest,
-                self.written,
+                written,
                 lambda: blobs.commit_upload(upload_id, self.digest),
                 lambda: blobs.delete(self.digest),
             )
             uploaded = False
             service._meta.delete_upload(upload_id)
-            log.info("cached blob %s in %s (%d bytes)", self.digest, self.repository, self.written)
-        except BaseException as exc:
-            if not isinstance(exc, UpstreamNotFound):
-                log.warning(
-                    "proxy fetch of %s for %s failed: %s", self.digest, self.repository, exc
-                )
             with self._cond:
-                self.error = exc
+                self.committed = True
+            log.info("cached blob %s in %s (%d bytes)", self.digest, self.repository, written)
+        except BaseException:
             if uploaded:
                 try:
                     blobs.cancel_upload(upload_id)
                     service._meta.delete_upload(upload_id)
                 except Exception:
                     log.exception("could not drop the proxy upload %s", upload_id)
+            raise
         finally:
-            os.close(self._spool_fd)
-            with self._cond:
-                self.finished = True
-                self._cond.notify_all()
-            service._fetch_done(self)
+            os.close(spool_fd)
+            # Before the lock goes: a later fetcher never sees this spool as its own.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._spool_path)
 
-    def wait_past(self, position: int) -> int:
-        """Bytes available once more than `position` are written (or the fetch ended)."""
-        with self._cond:
-            while self.written <= position and not self.finished:
-                self._cond.wait(timeout=60)
-            if self.written <= position and self.error is not None:
-                raise _client_error(self.error, self.digest, self.repository)
-            return self.written
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class _SpoolReader:
-    def __init__(self, fetch: _BlobFetch, fd: int) -> None:
-        self.fetch = fetch
-        self.fd: int | None = fd
+    def __init__(self, fetch: _BlobFetch) -> None:
+        self.fetch: _BlobFetch | None = fetch
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.fetch is not None:
+            self.fetch.release_reader()
+            self.fetch = None
 
     def __del__(self) -> None:  # a HEAD request never streams
         self.close()
 
     def stream(self, offset: int, length: int | None) -> Iterator[bytes]:
-        end = None if length is None else offset + length
+        fetch = self.fetch
+        assert fetch is not None
         position = offset
         try:
-            while end is None or position < end:
-                available = self.fetch.wait_past(position)
-                if available <= position:
-                    break  # finished
-                stop = available if end is None else min(available, end)
-                while position < stop:
-                    assert self.fd is not None
-                    data = os.pread(self.fd, min(CHUNK, stop - position), position)
-                    if not data:
-                        break
-                    position += len(data)
-                    yield data
+            size = fetch.wait_for_size()
+            end = size if length is None else min(offset + length, size)
+            while position < end:
+                available = fetch.wait_past(position)
+                if available > position:
+                    data = fetch.pread(min(CHUNK, min(available, end) - position), position)
+                    if data:
+                        position += len(data)
+                        yield data
+                        continue
+                if fetch.finished and fetch.committed:
+                    # Fetched by another process (or its spool was gone): the rest is stored.
+                    yield from fetch.service._blobs.read(fetch.digest, position, end - position)
+                    return
+                if fetch.finished:
+                    break
         finally:
             self.close()
 

@@ -19,7 +19,7 @@ def open_proxy(settings: Settings, stores: Stores) -> ProxyService:
         ProxyStore(stores.engine),
         stores.meta,
         stores.blobs,
-        SecretBox(settings.keys_dir),
+        SecretBox(settings.secrets_key_path),
         settings.max_manifest_size,
         spool_dir=settings.data_dir / "proxy-spool",
     )
