@@ -65,6 +65,13 @@ PATHS = {
     "/v1/namespaces/{ns}/scan-policy/allowlist/{vulnerability}": {"delete"},
     "/v1/proxies": {"get", "post"},
     "/v1/proxies/{namespace}": {"get", "patch", "delete"},
+    "/v1/replication/endpoints": {"get", "post"},
+    "/v1/replication/endpoints/{name}": {"get", "patch", "delete"},
+    "/v1/replication/rules": {"get", "post"},
+    "/v1/replication/rules/{rule_id}": {"get", "patch", "delete"},
+    "/v1/replication/rules/{rule_id}/run": {"post"},
+    "/v1/replication/rules/{rule_id}/executions": {"get"},
+    "/v1/replication/executions/{execution_id}": {"get"},
 }
 OPERATIONS = sorted((method, path) for path, methods in PATHS.items() for method in methods)
 

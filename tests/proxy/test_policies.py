@@ -17,6 +17,7 @@ from tests.e2e.skopeo import Skopeo
 from cargohold.auth.store import AuthStore
 from cargohold.config import Settings
 from cargohold.core.gc import GcOptions, collect
+from cargohold.core.retention import RetentionService
 from cargohold.http.app import create_app
 from cargohold.setup import prepare_storage
 from cargohold.storage.meta.sqlbase import create_sql_engine
@@ -171,3 +172,28 @@ def test_pulls_of_a_cached_namespace_need_pull_access(
     finally:
         server.stop()
         app.state.registry.proxy.close()
+
+
+def test_cached_tags_are_subject_to_retention(
+    upstream: Upstream, cache: Cache, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    old = build_image_layout(tmp_path / "old", "1.0", seed="ret-old")
+    new = build_image_layout(tmp_path / "new", "2.0", seed="ret-new")
+    push(skopeo, upstream, old.path, "app", "1.0")
+    push(skopeo, upstream, new.path, "app", "2.0")
+    add_rule(cache, upstream)
+    registry = cache.extra[0].state.registry  # type: ignore[attr-defined]
+    pull(skopeo, cache, "hub/app:1.0", tmp_path / "p1", "1.0")
+    time.sleep(0.05)
+    pull(skopeo, cache, "hub/app:2.0", tmp_path / "p2", "2.0")
+    retention = RetentionService(registry.meta)
+    retention.add_policy("hub", "*", None, keep_last=1, keep_days=None, actor="test")
+    report = retention.run("hub", dry_run=False, actor="test")
+    assert [r["tag"] for r in report.repositories["hub/app"]["removed"]] == ["1.0"]
+    with cache.client() as client:
+        assert client.get("/v2/hub/app/tags/list").json()["tags"] == ["2.0"]
+        # pulled again, the tag comes back from the upstream
+        before = upstream.counter.count("GET", "/manifests/1.0", 200)
+        again = digest_of(client, "/v2/hub/app/manifests/1.0")
+        assert again.headers["docker-content-digest"] == old.digest
+        assert upstream.counter.count("GET", "/manifests/1.0", 200) == before + 1

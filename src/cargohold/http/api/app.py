@@ -29,6 +29,7 @@ from cargohold.http.api import (
     users,
 )
 from cargohold.http.api import proxy as proxy_routes
+from cargohold.http.api import replication as replication_routes
 from cargohold.http.api import scan_policy as scan_policy_routes
 from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import trust as trust_routes
@@ -106,6 +107,7 @@ def create_admin_api(
     app.include_router(diff_routes.router)  # after tags: .../tags/diff is a tag
     app.include_router(scan_routes.router)  # after tags: .../tags/scans is a tag
     app.include_router(trust_routes.router)
+    app.include_router(replication_routes.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
