@@ -32,8 +32,13 @@ def test_pull_rule_fetches_matching_tags_from_the_remote(source: Source, dest: D
         push_image(http, f"{ns}/app", "latest")  # not v*
     endpoint = add_endpoint(source, dest)
     rule = source.store.add_rule(
-        unique_name("pull-"), endpoint=endpoint, direction="pull", source=f"{ns}/*",
-        tags="v*", dest_prefix="cache", trigger="manual",
+        unique_name("pull-"),
+        endpoint=endpoint,
+        direction="pull",
+        source=f"{ns}/*",
+        tags="v*",
+        dest_prefix="cache",
+        trigger="manual",
     )
     execution = source.wait(source.store.enqueue(rule.id, "manual").id)
     assert execution.state == SUCCEEDED, (execution, source.store.tasks(execution.id))
@@ -57,12 +62,19 @@ def test_deletes_replicate_only_when_the_rule_says_so(source: Source, dest: Dest
     ns = unique_name("del")
     endpoint = add_endpoint(source, dest)
     keep = source.store.add_rule(
-        unique_name("keep-"), endpoint=endpoint, direction="push", source=f"{ns}/keep",
+        unique_name("keep-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/keep",
         trigger="event",
     )
     mirror = source.store.add_rule(
-        unique_name("mirror-"), endpoint=endpoint, direction="push", source=f"{ns}/gone",
-        trigger="event", replicate_deletes=True,
+        unique_name("mirror-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/gone",
+        trigger="event",
+        replicate_deletes=True,
     )
     try:
         image = push_image(source.http, f"{ns}/keep", "v1")
@@ -99,10 +111,14 @@ def test_a_destination_that_is_down_is_retried_until_it_is_back(
     ns = unique_name("down")
     port = free_port()
     push_image(source.http, f"{ns}/app", "v1")
-    source.store.add_endpoint("later" + ns, f"http://127.0.0.1:{port}", username="replicator",
-                              secret="unknown-yet")
+    source.store.add_endpoint(
+        "later" + ns, f"http://127.0.0.1:{port}", username="replicator", secret="unknown-yet"
+    )
     rule = source.store.add_rule(
-        unique_name("down-"), endpoint="later" + ns, direction="push", source=f"{ns}/app",
+        unique_name("down-"),
+        endpoint="later" + ns,
+        direction="push",
+        source=f"{ns}/app",
     )
     execution_id = source.store.enqueue(rule.id, "manual").id
     deadline = time.monotonic() + 20
@@ -127,7 +143,8 @@ def test_a_destination_that_is_down_is_retried_until_it_is_back(
     rule_now = source.store.rule(rule.id)
     assert rule_now is not None and rule_now.last_status == SUCCEEDED
     finished = [
-        e for e in ev.EventLog(source.store.engine).after(0, 100000)
+        e
+        for e in ev.EventLog(source.store.engine).after(0, 100000)
         if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
     ]
     assert len(finished) == 1
@@ -157,8 +174,12 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
         sbom = push_artifact(source.http, f"{ns}/app", index)
         source.store.add_endpoint(ns, registry.url, username="pusher", secret="pw-distribution")
         rule = source.store.add_rule(
-            unique_name("dist-"), endpoint=ns, direction="push", source=f"{ns}/*",
-            trigger="event", replicate_deletes=True,
+            unique_name("dist-"),
+            endpoint=ns,
+            direction="push",
+            source=f"{ns}/*",
+            trigger="event",
+            replicate_deletes=True,
         )
         run = source.wait(source.store.enqueue(rule.id, "manual").id)
         assert (run.state, run.manifests) == (SUCCEEDED, 4), source.store.tasks(run.id)
@@ -169,10 +190,16 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
             got = http.get(manifest_path(f"{ns}/app", "v1"), headers=MANIFEST_ACCEPT)
             assert got.status_code == 200 and got.content == index.body
             for child in children:
-                assert http.get(manifest_path(f"{ns}/app", child.digest),
-                                headers=MANIFEST_ACCEPT).content == child.body
-            assert http.get(manifest_path(f"{ns}/app", sbom.digest),
-                            headers=MANIFEST_ACCEPT).content == sbom.body
+                assert (
+                    http.get(
+                        manifest_path(f"{ns}/app", child.digest), headers=MANIFEST_ACCEPT
+                    ).content
+                    == child.body
+                )
+            assert (
+                http.get(manifest_path(f"{ns}/app", sbom.digest), headers=MANIFEST_ACCEPT).content
+                == sbom.body
+            )
             again = source.wait(source.store.enqueue(rule.id, "manual").id)
             assert (again.state, again.manifests, again.blobs_copied) == (SUCCEEDED, 0, 0)
 
@@ -181,8 +208,10 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
             source.wait_for_executions(rule.id, 3)
             [latest, *_] = source.store.executions(rule.id)
             assert (latest.state, latest.deleted) == (SUCCEEDED, 1), source.store.tasks(latest.id)
-            assert http.get(manifest_path(f"{ns}/app", "v1"),
-                            headers=MANIFEST_ACCEPT).status_code == 404
+            assert (
+                http.get(manifest_path(f"{ns}/app", "v1"), headers=MANIFEST_ACCEPT).status_code
+                == 404
+            )
         source.store.update_rule(rule.id, enabled=False)
     finally:
         registry.stop()

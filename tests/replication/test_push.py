@@ -31,8 +31,12 @@ def test_event_rule_replicates_a_pushed_tag_byte_identically(source: Source, des
     ns = unique_name("team")
     endpoint = add_endpoint(source, dest)
     rule = source.store.add_rule(
-        unique_name("ev-"), endpoint=endpoint, direction="push", source=f"{ns}/*",
-        tags="v*", trigger="event",
+        unique_name("ev-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/*",
+        tags="v*",
+        trigger="event",
     )
     try:
         image = push_image(source.http, f"{ns}/app", "v1", layers=2)
@@ -53,7 +57,9 @@ def test_event_rule_replicates_a_pushed_tag_byte_identically(source: Source, des
             assert remote_manifest(http, f"other{ns}/app", "v1").status_code == 404
         [task] = source.store.tasks(execution.id)
         assert (task.source, task.destination, task.digest) == (
-            f"{ns}/app:v1", f"{ns}/app:v1", image.digest
+            f"{ns}/app:v1",
+            f"{ns}/app:v1",
+            image.digest,
         )
 
         # A manual run of the whole rule: nothing to copy, every blob HEAD-free (the
@@ -70,8 +76,13 @@ def test_index_referrers_and_cosign_signature_arrive(source: Source, dest: Dest)
     repo = f"{ns}/app"
     endpoint = add_endpoint(source, dest)
     rule = source.store.add_rule(
-        unique_name("idx-"), endpoint=endpoint, direction="push", source=repo,
-        tags="*", dest_prefix="mirror", trigger="manual",
+        unique_name("idx-"),
+        endpoint=endpoint,
+        direction="push",
+        source=repo,
+        tags="*",
+        dest_prefix="mirror",
+        trigger="manual",
     )
     children = [push_image(source.http, repo) for _ in range(3)]
     index = push_index(source.http, repo, children, "1.0")
@@ -112,15 +123,25 @@ def test_blobs_the_destination_has_are_skipped_or_mounted(source: Source, dest: 
     # The same image in a second repository: its blobs are in the destination's first one.
     for digest, data in image.blobs.items():
         source.http.post(f"/v2/{ns}/two/blobs/uploads/", params={"digest": digest}, content=data)
-    assert source.http.put(
-        manifest_path(f"{ns}/two", "v1"), content=image.body,
-        headers={"Content-Type": image.media_type},
-    ).status_code == 201
+    assert (
+        source.http.put(
+            manifest_path(f"{ns}/two", "v1"),
+            content=image.body,
+            headers={"Content-Type": image.media_type},
+        ).status_code
+        == 201
+    )
     first = source.store.add_rule(
-        unique_name("one-"), endpoint=endpoint, direction="push", source=f"{ns}/one",
+        unique_name("one-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/one",
     )
     second = source.store.add_rule(
-        unique_name("two-"), endpoint=endpoint, direction="push", source=f"{ns}/two",
+        unique_name("two-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/two",
     )
     one = source.wait(source.store.enqueue(first.id, "manual").id)
     assert (one.state, one.blobs_copied, one.blobs_mounted) == (SUCCEEDED, 3, 0), one
