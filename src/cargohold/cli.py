@@ -13,6 +13,7 @@ from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_diff import register_diff_command
 from cargohold.cli_gc import register_gc_command
 from cargohold.cli_proxy import register_proxy_commands
+from cargohold.cli_replication import register_replication_commands
 from cargohold.cli_retention import register_retention_commands
 from cargohold.cli_scan import register_scan_commands
 from cargohold.cli_tags import register_tag_commands
@@ -165,6 +166,7 @@ register_admin_commands(app)
 register_diff_command(app)
 register_gc_command(app)
 register_proxy_commands(app)
+register_replication_commands(app)
 register_retention_commands(app)
 register_scan_commands(app)
 register_tag_commands(app)

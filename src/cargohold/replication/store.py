@@ -462,9 +462,11 @@ class ReplicationStore(SqlBase):
         with self._read() as conn:
             return [_task(row) for row in conn.execute(query)]
 
-    def claim(self, worker: str, lease_seconds: float) -> Execution | None:
+    def claim(
+        self, worker: str, lease_seconds: float, execution_id: int | None = None
+    ) -> Execution | None:
         """The oldest due execution (queued, retrying, or running with a lapsed lease),
-        now leased to ``worker`` with its attempt counted."""
+        or the one named if it is due, now leased to ``worker`` with its attempt counted."""
         x = m.replication_executions
         for _ in range(5):
             at = now()
@@ -472,6 +474,8 @@ class ReplicationStore(SqlBase):
                 and_(x.c.state.in_((QUEUED, RETRYING)), x.c.next_attempt_at <= at),
                 and_(x.c.state == RUNNING, x.c.lease_until < at),
             )
+            if execution_id is not None:
+                due = and_(x.c.id == execution_id, due)
             with self._read() as conn:
                 row = conn.execute(
                     select(x.c.id).where(due).order_by(x.c.next_attempt_at, x.c.id).limit(1)
