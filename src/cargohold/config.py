@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     )
     token_ttl: int = Field(300, ge=60, le=86400, description="Bearer token lifetime (s).")
     token_service: str = Field("cargohold", min_length=1, description="Token audience.")
+    session_idle_minutes: int = Field(
+        30,
+        ge=1,
+        le=1440,
+        description="Web UI sign-in sessions end after this many minutes without a request.",
+    )
     admin_user: str | None = Field(
         None, description="With admin_password: the first admin, created on first start."
     )

@@ -65,6 +65,12 @@ PATHS = {
     "/v1/namespaces/{ns}/scan-policy/allowlist/{vulnerability}": {"delete"},
     "/v1/proxies": {"get", "post"},
     "/v1/proxies/{namespace}": {"get", "patch", "delete"},
+    # the web UI: cookie sessions and browsing
+    "/v1/session": {"get", "post", "delete"},
+    "/v1/namespaces": {"get"},
+    "/v1/repositories": {"get"},
+    "/v1/repositories/{name}/manifests/{reference}": {"get"},
+    "/v1/repositories/{name}/access": {"get"},
     "/v1/replication/endpoints": {"get", "post"},
     "/v1/replication/endpoints/{name}": {"get", "patch", "delete"},
     "/v1/replication/rules": {"get", "post"},

@@ -49,6 +49,7 @@ from cargohold.scan.results import ScanResultStore
 from cargohold.signatures.gate import SignaturePullGate
 from cargohold.signatures.store import SignatureStore
 from cargohold.stores import open_stores
+from cargohold.ui import ui_routes
 from cargohold.vulndb.store import AdvisoryStore
 
 # Worker processes receive the parent's resolved settings through this variable.
@@ -174,6 +175,7 @@ def create_app(settings: Settings) -> Starlette:
             *osv_routes(),
             Route("/metrics", metrics_endpoint(metrics, scrape_gauges), methods=["GET"]),
             Mount("/api", app=admin_api),
+            *ui_routes(),  # the web UI at / and /ui/ (it uses /api)
         ],
         middleware=middleware,
         exception_handlers={

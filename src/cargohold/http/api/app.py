@@ -16,6 +16,7 @@ from cargohold.auth.store import AuthStore
 from cargohold.core import Registry
 from cargohold.core.gc import GcOptions
 from cargohold.http.api import audit as audit_routes
+from cargohold.http.api import browse as browse_routes
 from cargohold.http.api import diff as diff_routes
 from cargohold.http.api import (
     gc,
@@ -32,10 +33,12 @@ from cargohold.http.api import proxy as proxy_routes
 from cargohold.http.api import replication as replication_routes
 from cargohold.http.api import scan_policy as scan_policy_routes
 from cargohold.http.api import scans as scan_routes
+from cargohold.http.api import signin as session_routes
 from cargohold.http.api import trust as trust_routes
 from cargohold.http.api import usage as usage_routes
 from cargohold.http.api import webhooks as webhook_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
+from cargohold.http.api.session import RenewSession
 
 DESCRIPTION = """\
 Manage users, organizations, teams, roles, visibility, robot accounts and personal access
@@ -108,6 +111,10 @@ def create_admin_api(
     app.include_router(scan_routes.router)  # after tags: .../tags/scans is a tag
     app.include_router(trust_routes.router)
     app.include_router(replication_routes.router)
+    # The web UI: cookie sessions (renewed on each request) and browsing.
+    app.include_router(session_routes.router)
+    app.include_router(browse_routes.router)  # after tags: .../tags/x/manifests/y is a tag
+    app.add_middleware(RenewSession)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

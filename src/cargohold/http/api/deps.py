@@ -29,6 +29,7 @@ from cargohold.http.api.errors import (
     unauthorized,
 )
 from cargohold.http.api.schemas import ErrorBody
+from cargohold.http.api.session import cookie_principal
 from cargohold.reference import validate_name
 
 audit = logging.getLogger("cargohold.api.audit")
@@ -90,6 +91,10 @@ def current_principal(
     authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Principal:
     if credentials is None:
+        # The web UI signs in once and then sends its session cookie (http/api/session.py).
+        principal = cookie_principal(request, authenticator)
+        if principal is not None:
+            return principal
         raise unauthorized()
     # The same pause after repeated failures as /v2, so the API is no way round it.
     failed_logins: LoginLimits | None = request.app.state.failed_logins

@@ -1,0 +1,358 @@
+"""Browsing for the web UI: namespaces, repositories with search, and parsed manifests.
+
+`/v1/namespaces`: the namespaces the caller can see, and whether they administer each.
+`/v1/repositories`: the repositories the caller may pull, with their storage, visibility
+and last tag change; search by substring, filter by namespace and visibility, paginate.
+`/v1/repositories/{name}/manifests/{reference}`: a manifest as the UI shows it: its config
+in brief, layers and sizes, annotations, the platforms of an index, and its referrers
+(signatures, SBOMs). Permissions are the registry's own: pull, as for the tag API.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from cargohold.auth.policy import AccessPolicy
+from cargohold.auth.roles import PULL
+from cargohold.auth.store import AuthStore
+from cargohold.errors import RegistryError
+from cargohold.http.api.deps import (
+    AUTH_RESPONSES,
+    AnyCaller,
+    Caller,
+    RegistryDep,
+    Store,
+    can_see_namespace,
+    error_doc,
+    is_namespace_admin,
+)
+from cargohold.http.api.tags import _check
+from cargohold.mediatypes import INDEXES
+
+router = APIRouter(prefix="/v1", tags=["browsing"], responses=AUTH_RESPONSES)
+
+# A config blob larger than this is not read for its summary.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class NamespaceEntry(BaseModel):
+    name: str
+    kind: str = Field(description="user or org")
+    public: bool
+    admin: bool = Field(description="whether the caller administers it")
+
+
+class RepositoryEntry(BaseModel):
+    name: str
+    namespace: str
+    public: bool = Field(description="effective visibility: its own, or its namespace's")
+    stored_bytes: int
+    logical_bytes: int
+    manifests: int
+    last_push_at: datetime | None = Field(description="the latest tag change; null: none")
+    last_push_by: str | None
+
+
+class RepositoryList(BaseModel):
+    repositories: list[RepositoryEntry]
+    next: str | None = Field(description="pass as `after` for the next page; null: no more")
+    total: int = Field(description="repositories matching the search, on every page")
+
+
+class Descriptor(BaseModel):
+    media_type: str | None
+    digest: str | None
+    size: int | None
+    annotations: dict[str, str] = {}
+    platform: dict[str, Any] | None = None
+    artifact_type: str | None = None
+
+
+class ConfigSummary(BaseModel):
+    os: str | None = None
+    architecture: str | None = None
+    variant: str | None = None
+    created: str | None = None
+    author: str | None = None
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: list[str] | None = None
+    working_dir: str | None = None
+    user: str | None = None
+    labels: dict[str, str] = {}
+    exposed_ports: list[str] = []
+    history: int = Field(0, description="history entries (build steps)")
+
+
+class ManifestView(BaseModel):
+    repository: str
+    reference: str
+    digest: str
+    media_type: str
+    size: int = Field(description="the manifest's own size")
+    total_size: int = Field(description="the manifest, its config and layers (an image)")
+    is_index: bool
+    artifact_type: str | None
+    subject: str | None
+    annotations: dict[str, str]
+    config: Descriptor | None
+    config_summary: ConfigSummary | None
+    layers: list[Descriptor]
+    manifests: list[Descriptor] = Field(description="an index's child manifests")
+    referrers: list[Descriptor]
+
+
+def _text_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _strings(value: Any) -> list[str] | None:
+    if not isinstance(value, list):
+        return None
+    return [str(item) for item in value]
+
+
+def _descriptor(value: Any) -> Descriptor:
+    if not isinstance(value, dict):
+        return Descriptor(media_type=None, digest=None, size=None)
+    size = value.get("size")
+    platform = value.get("platform")
+    return Descriptor(
+        media_type=str(value["mediaType"]) if "mediaType" in value else None,
+        digest=str(value["digest"]) if "digest" in value else None,
+        size=size if isinstance(size, int) else None,
+        annotations=_text_map(value.get("annotations")),
+        platform=platform if isinstance(platform, dict) else None,
+        artifact_type=str(value["artifactType"]) if "artifactType" in value else None,
+    )
+
+
+def _config_summary(data: Any) -> ConfigSummary:
+    if not isinstance(data, dict):
+        return ConfigSummary()
+    inner = data.get("config") if isinstance(data.get("config"), dict) else {}
+    ports = inner.get("ExposedPorts")
+    return ConfigSummary(
+        os=str(data["os"]) if "os" in data else None,
+        architecture=str(data["architecture"]) if "architecture" in data else None,
+        variant=str(data["variant"]) if "variant" in data else None,
+        created=str(data["created"]) if "created" in data else None,
+        author=str(data["author"]) if "author" in data else None,
+        entrypoint=_strings(inner.get("Entrypoint")),
+        cmd=_strings(inner.get("Cmd")),
+        env=_strings(inner.get("Env")),
+        working_dir=str(inner["WorkingDir"]) if inner.get("WorkingDir") else None,
+        user=str(inner["User"]) if inner.get("User") else None,
+        labels=_text_map(inner.get("Labels")),
+        exposed_ports=sorted(str(p) for p in ports) if isinstance(ports, dict) else [],
+        history=len(data["history"]) if isinstance(data.get("history"), list) else 0,
+    )
+
+
+def _visibility(store: AuthStore, repository: str) -> bool:
+    namespace, override = store.visibility(repository)
+    return override if override is not None else bool(namespace and namespace.public)
+
+
+@router.get(
+    "/namespaces",
+    response_model=list[NamespaceEntry],
+    summary="Namespaces the caller can see, and whether they administer each",
+)
+def list_namespaces(principal: Caller, store: Store) -> list[NamespaceEntry]:
+    entries = []
+    for record in store.list_namespaces():
+        if can_see_namespace(store, principal, record):
+            entries.append(
+                NamespaceEntry(
+                    name=record.name,
+                    kind=record.kind,
+                    public=bool(record.public),
+                    admin=is_namespace_admin(store, principal, record),
+                )
+            )
+    return entries
+
+
+@router.get(
+    "/repositories",
+    response_model=RepositoryList,
+    summary="Repositories the caller may pull: search, filter, sort and paginate",
+    responses={400: error_doc("an invalid parameter")},
+)
+def list_repositories(
+    request: Request,
+    principal: AnyCaller,
+    registry: RegistryDep,
+    store: Store,
+    namespace: Annotated[str | None, Query(max_length=255, description="one namespace")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="a part of the name")] = None,
+    visibility: Annotated[Literal["public", "private"] | None, Query()] = None,
+    sort: Annotated[
+        Literal["name", "size", "pushed"], Query(description="pushed: latest first")
+    ] = "name",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[
+        str | None, Query(max_length=512, description="the `next` of the previous page")
+    ] = None,
+) -> RepositoryList:
+    policy: AccessPolicy = request.app.state.policy
+    rows = registry.meta.repository_usage(namespace or None)
+    rows = [row for row in rows if PULL in policy.allowed(principal, row.name)]
+    if q:
+        needle = q.lower()
+        rows = [row for row in rows if needle in row.name.lower()]
+    public: dict[str, bool] = {}
+    if visibility is not None:
+        for row in rows:
+            public[row.name] = _visibility(store, row.name)
+        wanted = visibility == "public"
+        rows = [row for row in rows if public[row.name] == wanted]
+
+    def last_change(name: str) -> Any:
+        events = registry.meta.tag_history(name, limit=1)
+        return events[0] if events else None
+
+    changes: dict[str, Any] = {}
+    if sort == "pushed":
+        changes = {row.name: last_change(row.name) for row in rows}
+        rows.sort(
+            key=lambda row: changes[row.name].at.timestamp() if changes[row.name] else 0.0,
+            reverse=True,
+        )
+    elif sort == "size":
+        rows.sort(key=lambda row: (-row.stored_bytes, row.name))
+    else:
+        rows.sort(key=lambda row: row.name)
+    total = len(rows)
+    # The cursor is the position for the sorted orders, the name for name order.
+    if sort == "name":
+        start = 0 if after is None else sum(1 for row in rows if row.name <= after)
+    else:
+        start = int(after) if after and after.isdigit() else 0
+    page = rows[start : start + limit]
+    entries = []
+    for row in page:
+        change = changes[row.name] if row.name in changes else last_change(row.name)
+        entries.append(
+            RepositoryEntry(
+                name=row.name,
+                namespace=row.name.split("/", 1)[0],
+                public=public[row.name] if row.name in public else _visibility(store, row.name),
+                stored_bytes=row.stored_bytes,
+                logical_bytes=row.logical_bytes,
+                manifests=row.manifests,
+                last_push_at=change.at if change else None,
+                last_push_by=change.actor if change else None,
+            )
+        )
+    more = start + limit < total
+    cursor = (page[-1].name if sort == "name" else str(start + limit)) if more and page else None
+    return RepositoryList(repositories=entries, next=cursor, total=total)
+
+
+@router.get(
+    "/repositories/{name:path}/manifests/{reference}",
+    response_model=ManifestView,
+    summary="A manifest, parsed: config, layers, annotations, platforms, referrers (pull)",
+    responses={
+        400: error_doc("an invalid repository name, tag or digest"),
+        404: error_doc("no such repository or manifest"),
+    },
+)
+def get_manifest(
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: team/app")],
+    reference: Annotated[str, Path(description="a tag or a manifest digest")],
+    principal: AnyCaller,
+    registry: RegistryDep,
+) -> ManifestView:
+    _check(request, principal, name, PULL, f"reading manifests of {name}")
+    record = registry.manifests.get(name, reference)
+    try:
+        document = json.loads(record.content)
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    media_type = record.media_type or str(document.get("mediaType", ""))
+    is_index = media_type in INDEXES or "manifests" in document
+    config = _descriptor(document["config"]) if "config" in document else None
+    layers = [_descriptor(item) for item in document.get("layers") or []]
+    children = [_descriptor(item) for item in document.get("manifests") or []]
+    summary = None
+    if config is not None and config.digest and (config.size or 0) <= MAX_CONFIG_BYTES:
+        try:
+            blob = registry.blobs.get(name, config.digest)
+            data = json.loads(b"".join(blob.stream()))
+            summary = _config_summary(data)
+        except (RegistryError, ValueError, OSError):
+            summary = None
+    total = record.size + sum(d.size or 0 for d in ([config] if config else []) + layers)
+    referrers = [
+        Descriptor(
+            media_type=ref.media_type,
+            digest=ref.digest,
+            size=ref.size,
+            annotations=dict(ref.annotations or {}),
+            artifact_type=ref.artifact_type,
+        )
+        for ref in registry.meta.list_referrers(name, record.digest, None)
+    ]
+    return ManifestView(
+        repository=name,
+        reference=reference,
+        digest=record.digest,
+        media_type=media_type,
+        size=record.size,
+        total_size=total,
+        is_index=is_index,
+        artifact_type=record.artifact_type,
+        subject=record.subject,
+        annotations=_text_map(document.get("annotations")),
+        config=config,
+        config_summary=summary,
+        layers=layers,
+        manifests=children,
+        referrers=referrers,
+    )
+
+
+class RepositoryAccess(BaseModel):
+    repository: str
+    actions: list[str] = Field(description="what the caller may do here: pull, push, delete")
+    namespace_admin: bool = Field(description="whether the caller administers the namespace")
+
+
+@router.get(
+    "/repositories/{name:path}/access",
+    response_model=RepositoryAccess,
+    summary="What the caller may do in a repository (pull)",
+    responses={400: error_doc("an invalid repository name")},
+)
+def repository_access(
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: team/app")],
+    principal: AnyCaller,
+    store: Store,
+) -> RepositoryAccess:
+    _check(request, principal, name, PULL, f"reading {name}")
+    policy: AccessPolicy = request.app.state.policy
+    record = store.namespace(name.split("/", 1)[0])
+    admin = (
+        principal.kind == "user"
+        and record is not None
+        and is_namespace_admin(store, principal, record)
+    )
+    return RepositoryAccess(
+        repository=name,
+        actions=sorted(policy.allowed(principal, name)),
+        namespace_admin=admin or principal.is_admin,
+    )

@@ -1,0 +1,155 @@
+"""/v1/session: signing in with a cookie, for the web UI.
+
+`POST /v1/session` with HTTP basic credentials (a user name with its password or one of its
+tokens: the same accounts, checks and pause after repeated failures as every other
+endpoint) sets the session cookie:
+HttpOnly, SameSite=Strict, Path=/. The cookie is an encrypted, authenticated token (Fernet,
+with a key derived from the registry's secrets key, so every replica reads it) naming the
+user and the session's CSRF token. It expires after `session_idle_minutes` without a
+request: every request that it authenticates renews it.
+
+Requests authenticated by the cookie that change something (POST, PUT, PATCH, DELETE)
+must repeat the CSRF token in the `X-CSRF-Token` header, else 403: another site can make
+a browser send the cookie, never read the token. Every request re-reads the user, so a
+disabled user's session ends at once. Robot accounts cannot sign in here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import Request, Response
+
+from cargohold.auth.authenticate import Authenticator
+from cargohold.auth.principal import Principal
+from cargohold.http.api.errors import denied
+from cargohold.secretbox import SecretBox
+
+COOKIE = "cargohold_session"
+CSRF_HEADER = "x-csrf-token"
+# The web UI sends this header: a 401 then carries no Basic challenge (no browser dialog).
+UI_HEADER = "x-cargohold-ui"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: str
+    csrf: str
+
+
+class Sessions:
+    """Seals and opens session cookies."""
+
+    def __init__(self, key: bytes, idle_seconds: int) -> None:
+        derived = hmac.new(key, b"cargohold web UI session cookie", hashlib.sha256).digest()
+        self._fernet = Fernet(urlsafe_b64encode(derived))
+        self.idle_seconds = idle_seconds
+
+    def seal(self, session: Session) -> str:
+        payload = json.dumps({"u": session.user, "c": session.csrf}).encode()
+        return self._fernet.encrypt(payload).decode("ascii")
+
+    def open(self, cookie: str) -> Session | None:
+        """The session, or None if the cookie is forged, damaged or idle for too long."""
+        try:
+            payload = self._fernet.decrypt(cookie.encode("ascii"), ttl=self.idle_seconds)
+            data = json.loads(payload)
+            return Session(str(data["u"]), str(data["c"]))
+        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeEncodeError):
+            return None
+
+
+def sessions_of(request: Request) -> Sessions | None:
+    """The app's session sealer, made on first use; None without settings (no sessions)."""
+    state = request.app.state
+    existing: Sessions | None = getattr(state, "sessions", None)
+    if existing is not None:
+        return existing
+    settings = getattr(state, "settings", None)
+    if settings is None:
+        return None
+    box = SecretBox(settings.secrets_key_path)  # creates the key file on first use
+    made = Sessions(box.key_file.read_bytes().strip(), settings.session_idle_minutes * 60)
+    state.sessions = made
+    return made
+
+
+def cookie_principal(request: Request, authenticator: Authenticator) -> Principal | None:
+    """The signed-in user of the session cookie, or None; CSRF is checked for changes.
+
+    Renews the cookie on the response (see `RenewSession`)."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    sessions = sessions_of(request)
+    if sessions is None:
+        return None
+    session = sessions.open(cookie)
+    if session is None:
+        return None
+    principal = authenticator.resolve(session.user)
+    if principal is None or principal.kind != "user":
+        return None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            raise denied("a change made with a session cookie needs its X-CSRF-Token header")
+    request.scope.setdefault("state", {})["renew_session"] = sessions.seal(session)
+    return principal
+
+
+def set_cookie(response: Response, value: str, max_age: int, secure: bool) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+
+
+class RenewSession:
+    """ASGI middleware: a response to a request its session cookie authenticated carries
+    the cookie again, with a fresh idle timeout (unless the response sets it itself)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def renewing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                value = scope.get("state", {}).get("renew_session")
+                headers = list(message.get("headers", []))
+                sets_cookie = any(
+                    k.lower() == b"set-cookie" and v.startswith(COOKIE.encode() + b"=")
+                    for k, v in headers
+                )
+                ui = any(k.lower() == UI_HEADER.encode() for k, _ in scope.get("headers", []))
+                if ui and message.get("status") == 401:
+                    # No Basic challenge for the UI's requests: no browser login dialog.
+                    headers = [(k, v) for k, v in headers if k.lower() != b"www-authenticate"]
+                    message = {**message, "headers": headers}
+                if value and not sets_cookie:
+                    holder = Response()
+                    idle = scope["app"].state.sessions.idle_seconds
+                    set_cookie(holder, value, idle, scope.get("scheme") == "https")
+                    headers.extend(
+                        (k, v) for k, v in holder.raw_headers if k.lower() == b"set-cookie"
+                    )
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, renewing)

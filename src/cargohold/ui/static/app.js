@@ -1,0 +1,1083 @@
+// The cargohold web UI: a single-page app over the admin API (/api/v1/...).
+import { api, ApiError, basicAuth, query, repoPath, setCsrf } from "./api.js";
+import { barChart, columnChart } from "./charts.js";
+import {
+  bytes,
+  clear,
+  confirmDialog,
+  copyable,
+  h,
+  link,
+  shortDigest,
+  table,
+  when,
+} from "./dom.js";
+
+const SEVERITIES = ["critical", "high", "medium", "low", "unknown"];
+const TAG_PAGE = 50;
+const main = () => document.getElementById("main");
+let session = null;
+
+// -- navigation
+function navigate(href, { replace = false } = {}) {
+  if (replace) history.replaceState(null, "", href);
+  else history.pushState(null, "", href);
+  render();
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest && event.target.closest("a[data-nav]");
+  if (!anchor || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  navigate(anchor.getAttribute("href"));
+});
+window.addEventListener("popstate", () => render());
+
+function params() {
+  return new URLSearchParams(location.search);
+}
+
+function announce(message, kind = "info") {
+  const status = document.getElementById("status");
+  clear(status);
+  if (message) status.appendChild(h("p", { class: `notice ${kind}` }, message));
+}
+
+function page(title, ...children) {
+  document.title = `${title} · cargohold`;
+  const root = clear(main());
+  root.appendChild(h("h1", {}, title));
+  for (const child of children) if (child) root.appendChild(child);
+  return root;
+}
+
+function section(title, ...children) {
+  return h("section", { "aria-label": title }, h("h2", {}, title), ...children);
+}
+
+function badge(text, kind) {
+  return h("span", { class: `badge ${kind || ""}` }, text);
+}
+
+function errorBox(error) {
+  if (error instanceof ApiError && error.status === 403) {
+    return h("p", { class: "notice error", role: "alert" }, `Not allowed: ${error.message}`);
+  }
+  return h("p", { class: "notice error", role: "alert" }, error.message || String(error));
+}
+
+async function guarded(work) {
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      session = null;
+      const next = location.pathname + location.search;
+      navigate(`/ui/login${query({ next })}`, { replace: true });
+      return;
+    }
+    main().appendChild(errorBox(error));
+  }
+}
+
+function renderNav() {
+  const nav = clear(document.getElementById("nav"));
+  if (!session) return;
+  nav.appendChild(
+    h(
+      "ul",
+      {},
+      h("li", {}, link("/ui/", "Repositories")),
+      h("li", {}, link("/ui/namespaces", "Namespaces")),
+      h("li", {}, link("/ui/audit", "Audit log")),
+      h(
+        "li",
+        { class: "who" },
+        h("span", {}, session.username),
+        h("button", { type: "button", class: "secondary small", onclick: signOut }, "Sign out"),
+      ),
+    ),
+  );
+}
+
+async function signOut() {
+  try {
+    await api("DELETE", "/v1/session");
+  } catch {
+    // signed out already
+  }
+  session = null;
+  setCsrf(null);
+  renderNav();
+  navigate("/ui/login", { replace: true });
+}
+
+// -- pages
+const ROUTES = {
+  "/": repositoriesPage,
+  "/ui": repositoriesPage,
+  "/ui/": repositoriesPage,
+  "/ui/repositories": repositoriesPage,
+  "/ui/login": loginPage,
+  "/ui/repository": repositoryPage,
+  "/ui/manifest": manifestPage,
+  "/ui/vulnerabilities": vulnerabilitiesPage,
+  "/ui/history": historyPage,
+  "/ui/namespaces": namespacesPage,
+  "/ui/namespace": namespacePage,
+  "/ui/audit": auditPage,
+};
+
+async function render() {
+  announce("");
+  const view = ROUTES[location.pathname] || notFoundPage;
+  if (view !== loginPage && !session) {
+    try {
+      session = await api("GET", "/v1/session");
+      setCsrf(session.csrf_token);
+    } catch {
+      session = null;
+      const next = location.pathname + location.search;
+      history.replaceState(null, "", `/ui/login${query({ next })}`);
+      renderNav();
+      loginPage();
+      return;
+    }
+  }
+  renderNav();
+  await view();
+  main().focus();
+}
+
+function notFoundPage() {
+  page("Page not found", h("p", {}, link("/ui/", "Back to the repositories")));
+}
+
+function loginPage() {
+  const error = h("div", { role: "alert" });
+  const username = h("input", {
+    id: "username",
+    name: "username",
+    autocomplete: "username",
+    required: true,
+  });
+  const password = h("input", {
+    id: "password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+  });
+  const form = h(
+    "form",
+    { class: "login", "aria-label": "Sign in" },
+    h("label", { for: "username" }, "User name"),
+    username,
+    h("label", { for: "password" }, "Password"),
+    password,
+    h("button", { type: "submit" }, "Sign in"),
+    error,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clear(error);
+    try {
+      session = await api(
+        "POST",
+        "/v1/session",
+        undefined,
+        basicAuth(username.value, password.value),
+      );
+      setCsrf(session.csrf_token);
+      const next = params().get("next");
+      navigate(next && next.startsWith("/") && !next.startsWith("//") ? next : "/ui/", {
+        replace: true,
+      });
+    } catch (failure) {
+      error.appendChild(h("p", { class: "notice error" }, failure.message));
+    }
+  });
+  page("Sign in", form);
+  username.focus();
+}
+
+// Repositories: search, filters, sort, pages.
+async function repositoriesPage() {
+  const current = params();
+  const namespaces = await api("GET", "/v1/namespaces").catch(() => []);
+  const search = h("input", {
+    id: "q",
+    type: "search",
+    value: current.get("q") || "",
+    placeholder: "name contains…",
+  });
+  const namespace = h(
+    "select",
+    { id: "namespace" },
+    h("option", { value: "" }, "All namespaces"),
+    namespaces.map((ns) => h("option", { value: ns.name }, ns.name)),
+  );
+  namespace.value = current.get("namespace") || "";
+  const visibility = h(
+    "select",
+    { id: "visibility" },
+    h("option", { value: "" }, "Any visibility"),
+    h("option", { value: "public" }, "Public"),
+    h("option", { value: "private" }, "Private"),
+  );
+  visibility.value = current.get("visibility") || "";
+  const sort = h(
+    "select",
+    { id: "sort" },
+    h("option", { value: "name" }, "Name"),
+    h("option", { value: "pushed" }, "Last push"),
+    h("option", { value: "size" }, "Size"),
+  );
+  sort.value = current.get("sort") || "name";
+  const results = h("div", { id: "results" });
+  const filters = h(
+    "form",
+    { class: "filters", role: "search", "aria-label": "Search repositories" },
+    h("div", {}, h("label", { for: "q" }, "Search"), search),
+    h("div", {}, h("label", { for: "namespace" }, "Namespace"), namespace),
+    h("div", {}, h("label", { for: "visibility" }, "Visibility"), visibility),
+    h("div", {}, h("label", { for: "sort" }, "Sort by"), sort),
+  );
+  page("Repositories", filters, results);
+
+  const load = async (after) => {
+    const state = {
+      q: search.value.trim(),
+      namespace: namespace.value,
+      visibility: visibility.value,
+      sort: sort.value === "name" ? "" : sort.value,
+    };
+    history.replaceState(null, "", `/ui/${query(state)}`);
+    const data = await api(
+      "GET",
+      `/v1/repositories${query({ ...state, sort: sort.value, limit: 25, after })}`,
+    );
+    clear(results);
+    const rows = data.repositories.map((repo) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, link(`/ui/repository${query({ name: repo.name })}`, repo.name)),
+        h("td", {}, badge(repo.public ? "public" : "private", repo.public ? "ok" : "")),
+        h("td", { class: "num" }, bytes(repo.stored_bytes)),
+        h("td", { class: "num" }, String(repo.manifests)),
+        h("td", {}, when(repo.last_push_at), repo.last_push_by ? ` by ${repo.last_push_by}` : ""),
+      ),
+    );
+    results.appendChild(
+      h("p", { class: "muted" }, `${data.total} repositor${data.total === 1 ? "y" : "ies"}`),
+    );
+    if (rows.length) {
+      results.appendChild(
+        table(
+          "Repositories",
+          ["Name", "Visibility", "Stored", "Manifests", "Last push"],
+          rows,
+          { class: "repos" },
+        ),
+      );
+      results.appendChild(
+        barChart(
+          "Storage by repository (this page)",
+          data.repositories.map((repo) => ({ label: repo.name, value: repo.stored_bytes })),
+          { format: bytes },
+        ),
+      );
+    } else {
+      results.appendChild(h("p", {}, "No repositories match."));
+    }
+    if (data.next) {
+      results.appendChild(
+        h("button", { type: "button", onclick: () => guarded(() => load(data.next)) }, "Next page"),
+      );
+    }
+  };
+  let timer = null;
+  const reload = () => guarded(() => load());
+  search.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(reload, 250);
+  });
+  for (const control of [namespace, visibility, sort]) control.addEventListener("change", reload);
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    reload();
+  });
+  await guarded(() => load());
+}
+
+function scanBadge(scan) {
+  if (!scan) return badge("not scanned", "muted");
+  if (scan.status !== "scanned") return badge(scan.status, "muted");
+  const counts = scan.severity_counts || {};
+  const found = SEVERITIES.filter((severity) => counts[severity]);
+  if (!found.length) return badge("no findings", "ok");
+  return h(
+    "span",
+    { class: "severities" },
+    found.map((severity) => badge(`${counts[severity]} ${severity}`, `sev-${severity}`)),
+  );
+}
+
+async function repositoryAccess(name) {
+  return api("GET", `/v1/repositories/${repoPath(name)}/access`);
+}
+
+async function repositoryPage() {
+  const name = params().get("name") || "";
+  const root = page(name);
+  await guarded(async () => {
+    const access = await repositoryAccess(name);
+    const canDelete = access.actions.includes("delete");
+    const host = location.host;
+    const namespace = name.split("/")[0];
+    root.appendChild(
+      h(
+        "p",
+        { class: "muted" },
+        `You may: ${access.actions.join(", ")}. `,
+        access.namespace_admin
+          ? link(`/ui/namespace${query({ ns: namespace })}`, `Settings of ${namespace}`)
+          : null,
+      ),
+    );
+    const tagsBox = h("div", { id: "tags" });
+    root.appendChild(section("Tags", tagsBox));
+    const activity = h("div");
+    root.appendChild(section("Push activity", activity));
+    const cursors = [null];
+
+    const loadTags = async (index) => {
+      const last = cursors[index];
+      const data = await api(
+        "GET",
+        `/v1/repositories/${repoPath(name)}/tags${query({ n: TAG_PAGE, last })}`,
+      );
+      cursors[index + 1] = data.next;
+      clear(tagsBox);
+      if (!data.tags.length) {
+        tagsBox.appendChild(h("p", {}, "No tags."));
+        return;
+      }
+      tagsBox.appendChild(copyable("Pull", `docker pull ${host}/${name}:${data.tags[0].name}`));
+      const rows = data.tags.map((tag) => {
+        const manifestHref = `/ui/manifest${query({ name, ref: tag.name })}`;
+        const actions = h(
+          "td",
+          { class: "actions" },
+          link(`/ui/history${query({ name, tag: tag.name })}`, "History"),
+          " ",
+          link(`/ui/vulnerabilities${query({ name, ref: tag.name })}`, "Vulnerabilities"),
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "small secondary",
+              "aria-label": `Copy pull command for ${tag.name}`,
+              onclick: (event) => {
+                navigator.clipboard
+                  .writeText(`docker pull ${host}/${name}:${tag.name}`)
+                  .then(() => (event.target.textContent = "Copied"))
+                  .catch(() => (event.target.textContent = "Copy failed"));
+              },
+            },
+            "Copy pull",
+          ),
+          canDelete
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "small danger",
+                  "aria-label": `Delete tag ${tag.name}`,
+                  onclick: () =>
+                    guarded(async () => {
+                      const ok = await confirmDialog(
+                        "Delete tag",
+                        `Delete the tag ${tag.name} of ${name}? The manifest stays; the ` +
+                          "tag's history keeps the change, so it can be rolled back.",
+                        "Delete tag",
+                      );
+                      if (!ok) return;
+                      await api(
+                        "DELETE",
+                        `/v1/repositories/${repoPath(name)}/tags/${encodeURIComponent(tag.name)}`,
+                      );
+                      announce(`Deleted the tag ${tag.name}.`, "ok");
+                      await loadTags(index);
+                    }),
+                },
+                "Delete",
+              )
+            : null,
+        );
+        return h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, link(manifestHref, tag.name)),
+          h("td", { title: tag.digest }, h("code", {}, shortDigest(tag.digest))),
+          h("td", {}, mediaLabel(tag.media_type)),
+          h("td", { class: "num" }, bytes(tag.size)),
+          h("td", {}, when(tag.updated_at)),
+          h("td", {}, scanBadge(tag.scan)),
+          actions,
+        );
+      });
+      tagsBox.appendChild(
+        table(
+          `Tags of ${name}, page ${index + 1}`,
+          ["Tag", "Digest", "Type", "Manifest size", "Pushed", "Scan", "Actions"],
+          rows,
+          { class: "tags" },
+        ),
+      );
+      const pager = h("div", { class: "pager" });
+      if (index > 0) {
+        pager.appendChild(
+          h(
+            "button",
+            { type: "button", class: "secondary", onclick: () => guarded(() => loadTags(index - 1)) },
+            "Previous page",
+          ),
+        );
+      }
+      if (data.next) {
+        pager.appendChild(
+          h(
+            "button",
+            { type: "button", onclick: () => guarded(() => loadTags(index + 1)) },
+            "Next page",
+          ),
+        );
+      }
+      tagsBox.appendChild(pager);
+    };
+    await loadTags(0);
+
+    const recent = await api("GET", `/v1/repositories/${repoPath(name)}/history${query({ limit: 500 })}`);
+    activity.appendChild(pushActivity(recent.events));
+  });
+}
+
+function pushActivity(events) {
+  const days = [];
+  const today = new Date();
+  for (let back = 29; back >= 0; back -= 1) {
+    const day = new Date(today.getTime() - back * 86400000).toISOString().slice(0, 10);
+    days.push({ label: day.slice(5), key: day, value: 0 });
+  }
+  const byKey = new Map(days.map((day) => [day.key, day]));
+  for (const event of events) {
+    const day = byKey.get(String(event.at).slice(0, 10));
+    if (day && event.action !== "deleted") day.value += 1;
+  }
+  return columnChart("Tag changes per day, last 30 days", days);
+}
+
+function mediaLabel(mediaType) {
+  if (!mediaType) return "–";
+  if (mediaType.includes("index") || mediaType.includes("list")) return "index";
+  if (mediaType.includes("manifest")) return "image";
+  return mediaType;
+}
+
+function dl(pairs) {
+  return h(
+    "dl",
+    { class: "facts" },
+    pairs
+      .filter(([, value]) => value !== null && value !== undefined && value !== "")
+      .map(([key, value]) => [h("dt", {}, key), h("dd", {}, value)]),
+  );
+}
+
+function annotationsTable(caption, annotations) {
+  const entries = Object.entries(annotations || {});
+  if (!entries.length) return h("p", { class: "muted" }, "None.");
+  return table(
+    caption,
+    ["Key", "Value"],
+    entries.map(([key, value]) => h("tr", {}, h("td", {}, h("code", {}, key)), h("td", {}, value))),
+    { class: "annotations" },
+  );
+}
+
+async function manifestPage() {
+  const name = params().get("name") || "";
+  const ref = params().get("ref") || "";
+  const root = page(`${name}${ref.includes(":") ? "@" : ":"}${ref}`);
+  await guarded(async () => {
+    const m = await api(
+      "GET",
+      `/v1/repositories/${repoPath(name)}/manifests/${encodeURIComponent(ref)}`,
+    );
+    const host = location.host;
+    root.appendChild(
+      h(
+        "nav",
+        { class: "crumbs", "aria-label": "Breadcrumbs" },
+        link(`/ui/repository${query({ name })}`, name),
+        " · ",
+        link(`/ui/vulnerabilities${query({ name, ref })}`, "Vulnerabilities"),
+        ref.includes(":") ? null : [" · ", link(`/ui/history${query({ name, tag: ref })}`, "Tag history")],
+      ),
+    );
+    const pulls = h("div", { class: "pulls" });
+    if (!ref.includes(":")) pulls.appendChild(copyable("Pull by tag", `docker pull ${host}/${name}:${ref}`));
+    pulls.appendChild(copyable("Pull by digest", `docker pull ${host}/${name}@${m.digest}`));
+    root.appendChild(pulls);
+    root.appendChild(
+      section(
+        "Manifest",
+        dl([
+          ["Digest", h("code", {}, m.digest)],
+          ["Media type", m.media_type],
+          ["Artifact type", m.artifact_type],
+          ["Subject", m.subject ? h("code", {}, m.subject) : null],
+          ["Manifest size", bytes(m.size)],
+          ["Total size", m.is_index ? null : bytes(m.total_size)],
+        ]),
+      ),
+    );
+    if (m.is_index) {
+      root.appendChild(
+        section(
+          "Platforms",
+          table(
+            "Manifests of the index",
+            ["Platform", "Digest", "Size"],
+            m.manifests.map((child) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, platformLabel(child.platform)),
+                h(
+                  "td",
+                  {},
+                  link(`/ui/manifest${query({ name, ref: child.digest })}`, h("code", {}, shortDigest(child.digest))),
+                ),
+                h("td", { class: "num" }, bytes(child.size)),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+    if (m.config_summary) {
+      const c = m.config_summary;
+      root.appendChild(
+        section(
+          "Config",
+          dl([
+            ["Platform", [c.os, c.architecture, c.variant].filter(Boolean).join("/")],
+            ["Created", c.created],
+            ["Author", c.author],
+            ["Entrypoint", c.entrypoint ? c.entrypoint.join(" ") : null],
+            ["Command", c.cmd ? c.cmd.join(" ") : null],
+            ["Working directory", c.working_dir],
+            ["User", c.user],
+            ["Exposed ports", c.exposed_ports.join(", ")],
+            ["Environment", c.env && c.env.length ? h("ul", {}, c.env.map((v) => h("li", {}, h("code", {}, v)))) : null],
+            ["Build steps", c.history ? String(c.history) : null],
+            ["Config digest", m.config ? h("code", {}, m.config.digest) : null],
+          ]),
+          Object.keys(c.labels).length ? annotationsTable("Labels", c.labels) : null,
+        ),
+      );
+    }
+    if (!m.is_index) {
+      root.appendChild(
+        section(
+          "Layers",
+          table(
+            `${m.layers.length} layers`,
+            ["#", "Digest", "Media type", "Size"],
+            m.layers.map((layer, index) =>
+              h(
+                "tr",
+                {},
+                h("td", { class: "num" }, String(index + 1)),
+                h("td", { title: layer.digest || "" }, h("code", {}, shortDigest(layer.digest))),
+                h("td", {}, layer.media_type || "–"),
+                h("td", { class: "num" }, bytes(layer.size)),
+              ),
+            ),
+            { class: "layers" },
+          ),
+        ),
+      );
+    }
+    root.appendChild(section("Annotations", annotationsTable("Annotations of the manifest", m.annotations)));
+    root.appendChild(
+      section(
+        "Referrers",
+        m.referrers.length
+          ? table(
+              "Signatures, SBOMs and other artifacts about this manifest",
+              ["Artifact type", "Digest", "Size", "Annotations"],
+              m.referrers.map((r) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, referrerKind(r.artifact_type || r.media_type)),
+                  h("td", {}, link(`/ui/manifest${query({ name, ref: r.digest })}`, h("code", {}, shortDigest(r.digest)))),
+                  h("td", { class: "num" }, bytes(r.size)),
+                  h(
+                    "td",
+                    {},
+                    Object.entries(r.annotations).map(([k, v]) => h("div", {}, h("code", {}, k), " = ", v)),
+                  ),
+                ),
+              ),
+              { class: "referrers" },
+            )
+          : h("p", { class: "muted" }, "No referrers."),
+      ),
+    );
+  });
+}
+
+function platformLabel(platform) {
+  if (!platform) return "–";
+  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join("/");
+}
+
+function referrerKind(type) {
+  const text = String(type || "");
+  if (text.includes("cyclonedx") || text.includes("spdx")) return `SBOM (${text})`;
+  if (text.includes("signature") || text.includes("cosign") || text.includes("notary")) {
+    return `Signature (${text})`;
+  }
+  return text || "–";
+}
+
+async function vulnerabilitiesPage() {
+  const name = params().get("name") || "";
+  const ref = params().get("ref") || "";
+  const root = page(`Vulnerabilities of ${name}${ref.includes(":") ? "@" : ":"}${ref}`);
+  root.appendChild(
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumbs" },
+      link(`/ui/repository${query({ name })}`, name),
+      " · ",
+      link(`/ui/manifest${query({ name, ref })}`, "Manifest"),
+    ),
+  );
+  await guarded(async () => {
+    let report;
+    try {
+      report = await api(
+        "GET",
+        `/v1/repositories/${repoPath(name)}/scans/${encodeURIComponent(ref)}`,
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "SCAN_UNKNOWN") {
+        root.appendChild(h("p", { class: "notice" }, "Not scanned yet: ", error.message));
+        return;
+      }
+      throw error;
+    }
+    const counts = report.severity_counts || {};
+    root.appendChild(
+      dl([
+        ["Status", report.status],
+        ["Scanned", when(report.scanned_at)],
+        ["Digest", h("code", {}, report.digest)],
+        ["Advisories", report.advisory_db ? `import ${report.advisory_db.import_id}` : "none imported"],
+        ["Rescan queued", report.pending ? "yes" : null],
+      ]),
+    );
+    root.appendChild(
+      barChart(
+        "Findings by severity",
+        SEVERITIES.map((severity) => ({
+          label: severity,
+          value: counts[severity] || 0,
+          className: `sev-${severity}`,
+        })),
+      ),
+    );
+    const findings = [];
+    for (const image of report.images || []) {
+      for (const finding of image.findings || []) findings.push({ ...finding, platform: image.platform });
+    }
+    const severity = h(
+      "select",
+      { id: "severity" },
+      h("option", { value: "" }, "Any severity"),
+      SEVERITIES.map((value) => h("option", { value }, value)),
+    );
+    const text = h("input", { id: "finding-q", type: "search", placeholder: "package or advisory" });
+    const fixable = h("input", { id: "fixable", type: "checkbox" });
+    const filters = h(
+      "form",
+      { class: "filters", "aria-label": "Filter findings" },
+      h("div", {}, h("label", { for: "severity" }, "Severity"), severity),
+      h("div", {}, h("label", { for: "finding-q" }, "Search"), text),
+      h("div", { class: "check" }, fixable, h("label", { for: "fixable" }, "Only with a fix")),
+    );
+    filters.addEventListener("submit", (event) => event.preventDefault());
+    const box = h("div");
+    const show = () => {
+      const needle = text.value.trim().toLowerCase();
+      const rows = findings
+        .filter((f) => !severity.value || f.severity === severity.value)
+        .filter((f) => !fixable.checked || (f.fixed_versions && f.fixed_versions.length))
+        .filter(
+          (f) =>
+            !needle ||
+            [f.advisory, f.package, ...(f.aliases || [])].some((v) => String(v).toLowerCase().includes(needle)),
+        )
+        .map((f) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, badge(f.severity, `sev-${f.severity}`)),
+            h("td", {}, safeLink(f.link, f.advisory), f.aliases && f.aliases.length ? h("div", { class: "muted" }, f.aliases.join(", ")) : null),
+            h("td", {}, f.package),
+            h("td", {}, f.installed_version),
+            h("td", {}, (f.fixed_versions || []).join(", ") || "–"),
+            h("td", {}, f.ecosystem),
+            h("td", {}, f.summary || ""),
+          ),
+        );
+      clear(box);
+      box.appendChild(h("p", { class: "muted" }, `${rows.length} of ${findings.length} findings`));
+      if (rows.length) {
+        box.appendChild(
+          table(
+            "Findings",
+            ["Severity", "Advisory", "Package", "Installed", "Fixed in", "Ecosystem", "Summary"],
+            rows,
+            { class: "findings" },
+          ),
+        );
+      }
+    };
+    for (const control of [severity, fixable]) control.addEventListener("change", show);
+    text.addEventListener("input", show);
+    root.appendChild(section("Findings", filters, box));
+    show();
+  });
+}
+
+// Only http(s) links from advisories become links; anything else stays text.
+function safeLink(href, text) {
+  try {
+    const url = new URL(String(href));
+    if (url.protocol === "https:" || url.protocol === "http:") {
+      return h("a", { href: url.href, rel: "noopener noreferrer" }, text);
+    }
+  } catch {
+    // not a URL
+  }
+  return text;
+}
+
+async function historyPage() {
+  const name = params().get("name") || "";
+  const tag = params().get("tag") || "";
+  const root = page(`History of ${name}:${tag}`);
+  root.appendChild(
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumbs" },
+      link(`/ui/repository${query({ name })}`, name),
+      " · ",
+      link(`/ui/manifest${query({ name, ref: tag })}`, "Manifest"),
+    ),
+  );
+  const box = h("div");
+  root.appendChild(box);
+  const base = `/v1/repositories/${repoPath(name)}/tags/${encodeURIComponent(tag)}`;
+  const rollback = async (to, label) => {
+    const ok = await confirmDialog(
+      "Roll back tag",
+      `Point ${name}:${tag} at ${label}? Pulls of the tag get that manifest at once.`,
+      "Roll back",
+    );
+    if (!ok) return;
+    const change = await api("POST", `${base}/rollback`, to === null ? {} : { to });
+    announce(
+      change.changed ? `${tag} now names ${shortDigest(change.digest)}.` : `${tag} named that already.`,
+      "ok",
+    );
+    await load();
+  };
+  const load = async () => {
+    const [access, data] = await Promise.all([
+      repositoryAccess(name),
+      api("GET", `${base}/history${query({ limit: 100 })}`),
+    ]);
+    const canPush = access.actions.includes("push");
+    clear(box);
+    if (canPush && data.events.length) {
+      box.appendChild(
+        h(
+          "button",
+          { type: "button", onclick: () => guarded(() => rollback(null, "the manifest it named before its latest change")) },
+          "Roll back to previous",
+        ),
+      );
+    }
+    const current = data.events.length ? data.events[0].new_digest : null;
+    box.appendChild(
+      table(
+        `Changes of ${tag}, newest first`,
+        ["#", "Change", "From", "To", "Via", "By", "When", ""],
+        data.events.map((event) =>
+          h(
+            "tr",
+            {},
+            h("td", { class: "num" }, String(event.id)),
+            h("td", {}, event.action),
+            h("td", { title: event.old_digest || "" }, h("code", {}, shortDigest(event.old_digest))),
+            h("td", { title: event.new_digest || "" }, h("code", {}, shortDigest(event.new_digest))),
+            h("td", {}, event.via),
+            h("td", {}, event.actor || "–"),
+            h("td", {}, when(event.at)),
+            h(
+              "td",
+              {},
+              canPush && event.new_digest && event.new_digest !== current
+                ? h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "small",
+                      "aria-label": `Roll back to ${shortDigest(event.new_digest)} (entry ${event.id})`,
+                      onclick: () => guarded(() => rollback(event.new_digest, shortDigest(event.new_digest))),
+                    },
+                    "Roll back to this",
+                  )
+                : null,
+            ),
+          ),
+        ),
+        { class: "history" },
+      ),
+    );
+  };
+  await guarded(load);
+}
+
+async function namespacesPage() {
+  const root = page("Namespaces");
+  await guarded(async () => {
+    const namespaces = await api("GET", "/v1/namespaces");
+    root.appendChild(
+      table(
+        "Namespaces you can see",
+        ["Name", "Kind", "Visibility", ""],
+        namespaces.map((ns) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, link(`/ui/${query({ namespace: ns.name })}`, ns.name)),
+            h("td", {}, ns.kind),
+            h("td", {}, badge(ns.public ? "public" : "private", ns.public ? "ok" : "")),
+            h("td", {}, ns.admin
+                ? h(
+                    "a",
+                    {
+                      href: `/ui/namespace${query({ ns: ns.name })}`,
+                      "data-nav": "1",
+                      "aria-label": `Settings of ${ns.name}`,
+                    },
+                    "Settings",
+                  )
+                : ""),
+          ),
+        ),
+      ),
+    );
+  });
+}
+
+async function namespacePage() {
+  const ns = params().get("ns") || "";
+  const root = page(`Settings of ${ns}`);
+  await guarded(async () => {
+    const info = await api("GET", `/v1/namespaces/${encodeURIComponent(ns)}`);
+    const robots = await api("GET", `/v1/namespaces/${encodeURIComponent(ns)}/robots`);
+
+    // Visibility
+    const publicRadio = h("input", { type: "radio", name: "visibility", id: "vis-public", value: "public" });
+    const privateRadio = h("input", { type: "radio", name: "visibility", id: "vis-private", value: "private" });
+    publicRadio.checked = Boolean(info.public);
+    privateRadio.checked = !info.public;
+    const visibility = h(
+      "form",
+      { class: "stack", "aria-label": "Visibility" },
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "Who may pull"),
+        h("div", { class: "check" }, publicRadio, h("label", { for: "vis-public" }, "Public: anyone may pull")),
+        h("div", { class: "check" }, privateRadio, h("label", { for: "vis-private" }, "Private: members only")),
+      ),
+      h("button", { type: "submit" }, "Save visibility"),
+    );
+    visibility.addEventListener("submit", (event) => {
+      event.preventDefault();
+      guarded(async () => {
+        const saved = await api("PUT", `/v1/namespaces/${encodeURIComponent(ns)}/visibility`, {
+          public: publicRadio.checked,
+        });
+        announce(`${ns} is now ${saved.public ? "public" : "private"}.`, "ok");
+      });
+    });
+    root.appendChild(section("Visibility", visibility));
+
+    // Robot accounts
+    const robotBox = h("div");
+    const secretBox = h("div", { id: "robot-secret" });
+    const showRobots = (list) => {
+      clear(robotBox);
+      if (!list.length) {
+        robotBox.appendChild(h("p", { class: "muted" }, "No robot accounts."));
+        return;
+      }
+      robotBox.appendChild(
+        table(
+          "Robot accounts",
+          ["User name", "Actions", "Repositories", "Expires", "State", ""],
+          list.map((robot) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, h("code", {}, robot.username)),
+              h("td", {}, robot.actions.join(", ")),
+              h("td", {}, robot.repositories.length ? robot.repositories.join(", ") : "all"),
+              h("td", {}, robot.expires_at ? when(robot.expires_at) : "never"),
+              h("td", {}, robot.revoked ? badge("revoked", "") : badge("active", "ok")),
+              h(
+                "td",
+                {},
+                robot.revoked
+                  ? null
+                  : h(
+                      "button",
+                      {
+                        type: "button",
+                        class: "small danger",
+                        "aria-label": `Revoke ${robot.username}`,
+                        onclick: () =>
+                          guarded(async () => {
+                            const ok = await confirmDialog(
+                              "Revoke robot",
+                              `Revoke ${robot.username}? Its secret stops working at once.`,
+                              "Revoke",
+                            );
+                            if (!ok) return;
+                            await api(
+                              "DELETE",
+                              `/v1/namespaces/${encodeURIComponent(ns)}/robots/${encodeURIComponent(robot.name)}`,
+                            );
+                            showRobots(await api("GET", `/v1/namespaces/${encodeURIComponent(ns)}/robots`));
+                          }),
+                      },
+                      "Revoke",
+                    ),
+              ),
+            ),
+          ),
+          { class: "robots" },
+        ),
+      );
+    };
+    showRobots(robots);
+    const robotName = h("input", { id: "robot-name", required: true, maxlength: 64 });
+    const actionBoxes = ["pull", "push", "delete"].map((action) => ({
+      action,
+      input: h("input", { type: "checkbox", id: `robot-${action}`, checked: action === "pull" }),
+    }));
+    const repositories = h("input", { id: "robot-repos", placeholder: `${ns}/app, ${ns}/web` });
+    const days = h("input", { id: "robot-days", type: "number", min: 1, max: 36500 });
+    const create = h(
+      "form",
+      { class: "stack", "aria-label": "New robot account" },
+      h("label", { for: "robot-name" }, "Name"),
+      robotName,
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "Actions"),
+        actionBoxes.map(({ action, input }) =>
+          h("div", { class: "check" }, input, h("label", { for: `robot-${action}` }, action)),
+        ),
+      ),
+      h("label", { for: "robot-repos" }, "Repositories (comma-separated; empty: all)"),
+      repositories,
+      h("label", { for: "robot-days" }, "Expires in days (empty: never)"),
+      days,
+      h("button", { type: "submit" }, "Create robot account"),
+    );
+    create.addEventListener("submit", (event) => {
+      event.preventDefault();
+      guarded(async () => {
+        const made = await api("POST", `/v1/namespaces/${encodeURIComponent(ns)}/robots`, {
+          name: robotName.value.trim(),
+          actions: actionBoxes.filter((box) => box.input.checked).map((box) => box.action),
+          repositories: repositories.value
+            .split(",")
+            .map((value) => value.trim())
+            .filter(Boolean),
+          expires_in_days: days.value ? Number(days.value) : null,
+        });
+        clear(secretBox);
+        secretBox.appendChild(
+          h(
+            "div",
+            { class: "notice ok secret", role: "alert" },
+            h("p", {}, `Created ${made.username}. Its secret is shown only now: store it safely.`),
+            copyable("User name", made.username),
+            copyable("Secret", made.secret),
+            h(
+              "button",
+              { type: "button", class: "secondary small", onclick: () => clear(secretBox) },
+              "I have stored it",
+            ),
+          ),
+        );
+        create.reset();
+        showRobots(await api("GET", `/v1/namespaces/${encodeURIComponent(ns)}/robots`));
+      });
+    });
+    root.appendChild(section("Robot accounts", secretBox, robotBox, h("h3", {}, "New robot account"), create));
+  });
+}
+
+async function auditPage() {
+  const root = page("Audit log");
+  await guarded(async () => {
+    const events = await api("GET", "/v1/audit?limit=100");
+    const list = Array.isArray(events) ? events : events.events || [];
+    root.appendChild(
+      table(
+        "The latest events",
+        ["When", "Actor", "Action", "Target", "Outcome"],
+        list.map((event) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, when(event.at || event.time)),
+            h("td", {}, event.actor || "–"),
+            h("td", {}, event.action),
+            h("td", {}, event.target || ""),
+            h("td", {}, event.outcome || ""),
+          ),
+        ),
+      ),
+    );
+  });
+}
+
+render();

@@ -1,0 +1,270 @@
+"""End to end in Debian's chromium: sign in, browse to a tag, its layers and
+vulnerabilities, roll a tag back, create a robot account, change visibility, hostile
+strings rendered as text, and a reader's view without management controls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from tests.scan.test_scan_on_push import wait_for
+
+from .conftest import ADMIN, READER, REPO, XSS, UiRegistry, screenshots_dir
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def sign_in(page: Page, url: str, user: tuple[str, str]) -> None:
+    page.goto(f"{url}/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("User name").fill(user[0])
+    page.get_by_label("Password").fill(user[1])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(screenshots_dir() / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser: Browser, registry: UiRegistry) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a script opened a dialog: {dialog.message}"))
+    sign_in(page, registry.url, ADMIN)
+    yield page
+    context.close()
+
+
+def test_sign_in_lists_repositories_with_search(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/")
+    rows = page.locator("table.repos tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(REPO)
+    expect(rows.first).to_contain_text("private")
+    expect(page.get_by_role("img", name=re.compile("Storage by repository"))).to_be_visible()
+    shot(page, "repositories")
+    page.get_by_role("searchbox", name="Search").fill("nothing-like-this")
+    expect(page.get_by_text("No repositories match.")).to_be_visible()
+    assert "q=nothing-like-this" in page.url
+    page.get_by_role("searchbox", name="Search").fill("app")
+    expect(rows).to_have_count(1)
+    page.get_by_label("Visibility").select_option("public")
+    expect(page.get_by_text("No repositories match.")).to_be_visible()
+    page.get_by_label("Visibility").select_option("")
+    expect(rows).to_have_count(1)
+
+
+def test_repository_page_shows_tags_scans_and_pull_command(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/")
+    page.get_by_role("link", name=REPO).click()
+    expect(page.get_by_role("heading", name=REPO, exact=True)).to_be_visible()
+    tags = page.locator("table.tags tbody tr")
+    expect(tags).to_have_count(3)  # 1.0, stable, xss
+    first = tags.filter(has=page.get_by_role("link", name="1.0", exact=True))
+    expect(first).to_contain_text("critical")
+    expect(first).to_contain_text(registry.app_digest[:19])
+    expect(page.locator(".copy code").first).to_have_text(
+        f"docker pull {registry.server.host}/{REPO}:1.0"
+    )
+    expect(page.get_by_role("button", name="Delete tag 1.0")).to_be_visible()
+    shot(page, "repository")
+
+
+def test_manifest_page_shows_layers_config_and_referrers(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    page.get_by_role("link", name="1.0", exact=True).click()
+    expect(page.get_by_role("heading", name=f"{REPO}:1.0")).to_be_visible()
+    expect(page.locator("table.layers tbody tr")).to_have_count(3)
+    expect(page.get_by_text(f"docker pull {registry.server.host}/{REPO}@{registry.app_digest}"))
+    expect(page.locator("table.referrers")).to_contain_text("SBOM")
+    expect(page.locator(".facts").first).to_contain_text(registry.app_digest)
+    shot(page, "manifest")
+
+
+def test_vulnerability_report_filters_findings(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=1.0")
+    page.get_by_role("link", name="Vulnerabilities").click()
+    expect(page.get_by_role("img", name="Findings by severity")).to_be_visible()
+    findings = page.locator("table.findings tbody tr")
+    expect(findings.first).to_be_visible()
+    total = findings.count()
+    assert total >= 2
+    expect(page.locator("table.findings")).to_contain_text("TEST-PYPI-REQ1")
+    shot(page, "vulnerabilities")
+    page.get_by_label("Severity", exact=True).select_option("high")
+    expect(page.locator("table.findings")).not_to_contain_text("TEST-PYPI-REQ1")
+    expect(page.locator("table.findings")).to_contain_text("libssl3")
+    page.get_by_label("Severity", exact=True).select_option("")
+    page.get_by_role("searchbox", name="Search").fill("requests")
+    expect(findings).to_have_count(1)
+
+
+def test_rollback_with_confirmation_changes_the_history(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    page.locator("table.tags tbody tr", has_text="stable").get_by_role(
+        "link", name="History"
+    ).click()
+    events = page.locator("table.history tbody tr")
+    expect(events).to_have_count(2)
+    rollback = page.get_by_role("button", name=re.compile(r"^Roll back to sha256:"))
+    expect(rollback).to_have_count(1)
+    rollback.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Roll back tag")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(events).to_have_count(2)
+    rollback.click()
+    page.get_by_role("dialog").get_by_role("button", name="Roll back").click()
+    expect(events).to_have_count(3)
+    expect(events.first).to_contain_text("rollback")
+    expect(page.get_by_role("status")).to_contain_text("stable now names")
+    shot(page, "history")
+    response = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/tags/stable", auth=ADMIN)
+    assert response.json()["digest"] == registry.stable_first
+
+
+def test_create_robot_account_and_change_visibility(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/namespaces")
+    page.get_by_role("link", name="Settings of acme").click()
+    expect(page.get_by_role("heading", name="Settings of acme")).to_be_visible()
+    page.get_by_label("Name", exact=True).fill("ci")
+    page.get_by_label("push").check()
+    page.get_by_role("button", name="Create robot account").click()
+    secret_box = page.locator("#robot-secret")
+    expect(secret_box).to_contain_text("shown only now")
+    secret = secret_box.locator(".copy code").nth(1).text_content()
+    assert secret
+    expect(page.locator("table.robots")).to_contain_text("robot$acme+ci")
+    shot(page, "namespace-settings")
+    pulled = httpx.get(f"{registry.url}/v2/{REPO}/tags/list", auth=("robot$acme+ci", secret))
+    assert pulled.status_code == 200, pulled.text
+    page.get_by_role("button", name="I have stored it").click()
+    expect(secret_box).to_be_empty()
+
+    page.get_by_label("Public: anyone may pull").check()
+    page.get_by_role("button", name="Save visibility").click()
+    expect(page.get_by_role("status")).to_contain_text("acme is now public")
+    tags_list = f"{registry.url}/v2/{REPO}/tags/list"
+    wait_for(lambda: httpx.get(tags_list).status_code == 200, 15)  # policy cache: seconds
+    page.get_by_label("Private: members only").check()
+    page.get_by_role("button", name="Save visibility").click()
+    expect(page.get_by_role("status")).to_contain_text("acme is now private")
+    wait_for(lambda: httpx.get(tags_list).status_code == 401, 15)
+
+
+def test_markup_in_annotations_and_labels_renders_as_text(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=xss")
+    annotations = page.locator("table.annotations").first
+    expect(annotations).to_contain_text(XSS)
+    expect(page.locator("main")).to_contain_text(XSS)
+    assert page.locator("main img").count() == 0
+    assert page.title() != "pwned"
+    assert page.evaluate("document.title") != "pwned"
+
+
+def test_csp_and_security_headers(registry: UiRegistry):
+    for path in ("/", "/ui/repository", "/ui/static/app.js"):
+        response = httpx.get(f"{registry.url}{path}")
+        assert response.status_code == 200
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{registry.url}/ui/static/../../config.py").status_code == 404
+    assert httpx.get(f"{registry.url}/v2/").status_code == 401  # /v2 untouched
+
+
+def test_tags_paginate(admin_page: Page, registry: UiRegistry):
+    with httpx.Client(base_url=registry.url, auth=ADMIN) as client:
+        for number in range(60):
+            response = client.put(
+                f"/api/v1/repositories/{REPO}/tags/t{number:03}", json={"source": "1.0"}
+            )
+            assert response.status_code == 200, response.text
+    page = admin_page
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    tags = page.locator("table.tags tbody tr")
+    expect(tags).to_have_count(50)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("table.tags caption")).to_contain_text("page 2")
+    expect(tags).to_have_count(13)  # 63 tags in all
+    page.get_by_role("button", name="Previous page").click()
+    expect(tags).to_have_count(50)
+
+
+def test_phone_width(browser: Browser, registry: UiRegistry):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, registry.url, ADMIN)
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=1.0")
+    expect(page.locator("table.layers")).to_be_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, width
+    shot(page, "manifest-phone")
+    context.close()
+
+
+def test_reader_sees_no_management_controls_and_gets_403(browser: Browser, registry: UiRegistry):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, registry.url, READER)
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    expect(page.locator("table.tags tbody tr").first).to_be_visible()
+    expect(page.get_by_text("You may: pull.")).to_be_visible()
+    assert page.get_by_role("button", name=re.compile("^Delete")).count() == 0
+    assert page.get_by_role("link", name=re.compile("^Settings")).count() == 0
+    page.goto(f"{registry.url}/ui/history?name={REPO}&tag=stable")
+    expect(page.locator("table.history tbody tr").first).to_be_visible()
+    assert page.get_by_role("button", name=re.compile("^Roll back")).count() == 0
+    shot(page, "reader-history")
+    page.goto(f"{registry.url}/ui/namespace?ns=acme")
+    expect(page.get_by_role("alert")).to_contain_text("Not allowed")
+    assert page.get_by_role("button", name="Create robot account").count() == 0
+    # Posting anyway, with the session and its CSRF token: the API says no.
+    status = page.evaluate(
+        """async (path) => {
+            const session = await (await fetch('/api/v1/session')).json();
+            const response = await fetch(path, {
+                method: 'DELETE', headers: {'X-CSRF-Token': session.csrf_token}});
+            return response.status;
+        }""",
+        f"/api/v1/repositories/{REPO}/tags/1.0",
+    )
+    assert status == 403
+    context.close()
+
+
+def test_changes_by_cookie_need_the_csrf_token(admin_page: Page, registry: UiRegistry):
+    status = admin_page.evaluate(
+        """async (path) => (await fetch(path, {method: 'DELETE'})).status""",
+        f"/api/v1/repositories/{REPO}/tags/xss",
+    )
+    assert status == 403
+    assert (
+        httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/tags/xss", auth=ADMIN).status_code
+        == 200
+    )
+
+
+def test_sign_out(browser: Browser, registry: UiRegistry):
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, registry.url, ADMIN)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "next=" in page.url
+    context.close()
