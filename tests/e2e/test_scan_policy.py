@@ -153,8 +153,10 @@ def test_pulls_follow_the_namespace_scan_policy(
 
     # One that has expired does not.
     cargohold(server, "scan", "disallow", ns, "CVE-2099-SSL1")
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    cargohold(server, "scan", "allow", ns, "CVE-2099-SSL1", "--expires", soon)
+    # Far enough ahead for a CLI start on a busy machine, then waited out.
+    soon = datetime.now(UTC) + timedelta(seconds=20)
+    cargohold(server, "scan", "allow", ns, "CVE-2099-SSL1", "--expires", soon.isoformat())
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
     settle()
     listed: list[dict[str, Any]] = json.loads(
         cargohold(server, "scan", "allow-list", ns, "--json").stdout
