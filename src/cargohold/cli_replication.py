@@ -269,18 +269,9 @@ def run(
 
 
 def _run_here(settings: Settings, stores: Stores, execution_id: int) -> Any:
-    from cargohold.core.registry import Registry
-    from cargohold.replication import Replicator, secret_box
-    from cargohold.replication.worker import LEASE_SECONDS
+    from cargohold.replication.worker import LEASE_SECONDS, replicator_for
 
-    registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
-    replicator = Replicator(
-        stores.engine,
-        registry,
-        secret_box(settings),
-        backoff_seconds=settings.replication_backoff_seconds,
-        timeout=settings.replication_timeout_seconds,
-    )
+    replicator = replicator_for(settings, stores)
     claimed = replicator.store.claim(replicator.name, LEASE_SECONDS, execution_id)
     if claimed is None:
         fail("a server's replication worker took the run first; follow it with --wait")

@@ -4,6 +4,7 @@ credentials at rest, and the replication_finished event."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,30 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
         source.store.update_rule(rule.id, enabled=False)
     finally:
         registry.stop()
+
+
+def test_scheduled_rule_runs_when_due_and_moves_on(source: Source, dest: Dest) -> None:
+    ns = unique_name("sched")
+    image = push_image(source.http, f"{ns}/app", "v1")
+    endpoint = add_endpoint(source, dest)
+    rule = source.store.add_rule(
+        unique_name("every-"),
+        endpoint=endpoint,
+        direction="push",
+        source=f"{ns}/app",
+        trigger="schedule",
+        interval_minutes=60,
+    )
+    try:
+        [run] = source.wait_for_executions(rule.id, 1)
+        assert (run.trigger, run.state, run.images) == ("schedule", SUCCEEDED, 1), run
+        after = source.store.rule(rule.id)
+        assert after is not None and after.next_run_at is not None
+        assert after.next_run_at - rule.created_at >= timedelta(minutes=59)
+        assert after.last_status == SUCCEEDED
+        time.sleep(1.5)  # a few polls: not due again
+        assert len(source.store.executions(rule.id)) == 1
+        with dest.client() as http:
+            assert remote_manifest(http, f"{ns}/app", "v1").content == image.body
+    finally:
+        source.store.update_rule(rule.id, enabled=False)

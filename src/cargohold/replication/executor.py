@@ -220,38 +220,32 @@ def run_attempt(
         return FAILED, f"listing what to replicate failed: {type(exc).__name__}: {exc}"
     failures: list[str] = []
     done = 0
+
+    def log_task(action: str, source_ref: str, dest_ref: str, **values: Any) -> None:
+        store.record_task(
+            execution.id,
+            attempt,
+            action=action,
+            source=source_ref,
+            destination=dest_ref,
+            **values,
+        )
+
     for repo, tag in work.copies:
         counts = Counts()
         source_ref, dest_ref = f"{repo}:{tag}", f"{rule.destination(repo)}:{tag}"
         try:
             digest = copier.copy_tag(repo, tag, counts)
         except Exception as exc:
-            error = _describe(exc)
-            failures.append(f"{source_ref}: {error}")
-            store.record_task(
-                execution.id,
-                attempt,
-                action="copy",
-                source=source_ref,
-                destination=dest_ref,
-                state=FAILED,
-                error=error,
-                **counts.as_task(),
+            failures.append(f"{source_ref}: {_describe(exc)}")
+            log_task(
+                "copy", source_ref, dest_ref, state=FAILED, error=_describe(exc), **counts.as_task()
             )
             if isinstance(exc, UpstreamUnavailable):
                 break  # the other side is down: no point trying every image now
             continue
         done += 1
-        store.record_task(
-            execution.id,
-            attempt,
-            action="copy",
-            source=source_ref,
-            destination=dest_ref,
-            digest=digest,
-            state=SUCCEEDED,
-            **counts.as_task(),
-        )
+        log_task("copy", source_ref, dest_ref, digest=digest, state=SUCCEEDED, **counts.as_task())
         on_progress()
     for dst_repo, tag in work.deletes:
         where = f"{dst_repo}:{tag}"
@@ -259,26 +253,11 @@ def run_attempt(
             removed = destination.delete_tag(dst_repo, tag)
         except Exception as exc:
             failures.append(f"delete {where}: {_describe(exc)}")
-            store.record_task(
-                execution.id,
-                attempt,
-                action="delete",
-                source=where,
-                destination=where,
-                state=FAILED,
-                error=_describe(exc),
-            )
+            log_task("delete", where, where, state=FAILED, error=_describe(exc))
             continue
         done += 1
-        store.record_task(
-            execution.id,
-            attempt,
-            action="delete",
-            source=where,
-            destination=where,
-            state=SUCCEEDED,
-            error=None if removed else "not there (already deleted)",
-        )
+        note = None if removed else "not there (already deleted)"
+        log_task("delete", where, where, state=SUCCEEDED, error=note)
         on_progress()
     if not failures:
         return SUCCEEDED, None

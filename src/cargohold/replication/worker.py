@@ -34,6 +34,7 @@ from cargohold.replication.store import (
 )
 from cargohold.secretbox import SecretBox
 from cargohold.storage.meta.sqlbase import SqlBase
+from cargohold.stores import Stores
 from cargohold.webhooks.delivery import _contiguous
 
 log = logging.getLogger(__name__)
@@ -216,17 +217,25 @@ def secret_box(settings: Settings) -> SecretBox:
     return SecretBox(settings.secrets_key_path)
 
 
+def replicator_for(settings: Settings, stores: Stores) -> Replicator:
+    """A Replicator on the stores the settings name (the worker's, or the CLI's)."""
+    return Replicator(
+        stores.engine,
+        Registry(stores.blobs, stores.meta, settings.max_manifest_size),
+        secret_box(settings),
+        backoff_seconds=settings.replication_backoff_seconds,
+        timeout=settings.replication_timeout_seconds,
+    )
+
+
 def start_replication_workers(settings: Settings) -> threading.Event | None:
     """Start ``settings.replication_workers`` threads; set the event to stop them."""
-    if not settings.replication_workers:
-        return None
     stop = threading.Event()
-    for n in range(settings.replication_workers):
-        thread = threading.Thread(
-            target=_loop, args=(settings, stop), name=f"cargohold-replication-{n}", daemon=True
-        )
+    names = [f"cargohold-replication-{n}" for n in range(settings.replication_workers)]
+    for thread in [threading.Thread(target=_loop, args=(settings, stop), name=n) for n in names]:
+        thread.daemon = True
         thread.start()
-    return stop
+    return stop if names else None
 
 
 def _loop(settings: Settings, stop: threading.Event) -> None:
@@ -235,14 +244,7 @@ def _loop(settings: Settings, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             stores = open_stores(settings)
-            registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
-            replicator = Replicator(
-                stores.engine,
-                registry,
-                secret_box(settings),
-                backoff_seconds=settings.replication_backoff_seconds,
-                timeout=settings.replication_timeout_seconds,
-            )
+            replicator = replicator_for(settings, stores)
         except Exception:
             log.exception("replication worker cannot start; retrying")
             stop.wait(5.0)
