@@ -26,7 +26,7 @@ from tests.e2e.oci_layout import (
     write_layout,
 )
 from tests.e2e.skopeo import Skopeo, find_skopeo
-from tests.scan.test_scan_on_push import SCANNING, app_layout, bootstrap, cli, wait_for
+from tests.scan.test_scan_on_push import SCANNING, app_layout, bootstrap, wait_for
 
 from cargohold.scan.sbom import CYCLONEDX_JSON
 
@@ -102,11 +102,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRegistry]:
     base = tmp_path_factory.mktemp("ui")
     data_dir = base / "data"
     bootstrap(data_dir, base)  # schema, the admin, advisories
-    cli(data_dir, {}, "user", "add", READER[0], "--password-stdin", stdin=READER[1])
-    cli(data_dir, {}, "org", "add", "acme")
-    cli(data_dir, {}, "member", "add", "acme", "--role", "reader", "--user", READER[0])
     server = LiveRegistry(data_dir, extra_env=SCANNING)
     try:
+        with httpx.Client(base_url=f"{server.url}/api/v1", auth=ADMIN) as api:
+            for path, body in (
+                ("/users", {"name": READER[0], "password": READER[1]}),
+                ("/orgs", {"name": "acme"}),
+                ("/namespaces/acme/members", {"user": READER[0], "role": "reader"}),
+            ):
+                assert api.post(path, json=body).status_code == 201, path
         (base / "skopeo").mkdir()
         skopeo = Skopeo(find_skopeo(), base / "skopeo")
         app_layout(base / "app", tag="1.0")

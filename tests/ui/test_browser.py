@@ -268,3 +268,16 @@ def test_sign_out(browser: Browser, registry: UiRegistry):
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert "next=" in page.url
     context.close()
+
+
+def test_a_wrong_password_is_shown_without_a_browser_dialog(browser: Browser, registry: UiRegistry):
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    page.goto(f"{registry.url}/ui/login")
+    page.get_by_label("User name").fill(ADMIN[0])
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("invalid credentials")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    context.close()

@@ -56,10 +56,14 @@ class Sessions:
         payload = json.dumps({"u": session.user, "c": session.csrf}).encode()
         return self._fernet.encrypt(payload).decode("ascii")
 
-    def open(self, cookie: str) -> Session | None:
+    def open(self, cookie: str, now: float | None = None) -> Session | None:
         """The session, or None if the cookie is forged, damaged or idle for too long."""
         try:
-            payload = self._fernet.decrypt(cookie.encode("ascii"), ttl=self.idle_seconds)
+            token = cookie.encode("ascii")
+            if now is None:
+                payload = self._fernet.decrypt(token, ttl=self.idle_seconds)
+            else:
+                payload = self._fernet.decrypt_at_time(token, self.idle_seconds, int(now))
             data = json.loads(payload)
             return Session(str(data["u"]), str(data["c"]))
         except (InvalidToken, ValueError, KeyError, TypeError, UnicodeEncodeError):
