@@ -281,3 +281,38 @@ def test_a_wrong_password_is_shown_without_a_browser_dialog(browser: Browser, re
     expect(page.get_by_role("alert")).to_contain_text("invalid credentials")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     context.close()
+
+
+def test_delete_a_tag_after_confirmation(admin_page: Page, registry: UiRegistry):
+    made = httpx.put(
+        f"{registry.url}/api/v1/repositories/{REPO}/tags/doomed", json={"source": "1.0"}, auth=ADMIN
+    )
+    assert made.status_code == 200, made.text
+    page = admin_page
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    page.get_by_role("button", name="Delete tag doomed").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete tag").click()
+    expect(page.get_by_role("status")).to_contain_text("Deleted the tag doomed")
+    expect(page.get_by_role("link", name="doomed", exact=True)).to_have_count(0)
+    gone = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/tags/doomed", auth=ADMIN)
+    assert gone.status_code == 404
+
+
+def test_namespace_overview_usage_and_audit_log(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/namespace?ns=acme")
+    expect(page.locator("table.members")).to_contain_text("rita")
+    expect(page.get_by_role("img", name="Storage by repository")).to_be_visible()
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_role("img", name="Storage by namespace")).to_be_visible()
+    expect(page.get_by_role("img", name="Storage by namespace")).to_contain_text("acme")
+    shot(page, "usage")
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("table.audit tbody tr").first).to_be_visible()
+    page.get_by_label("Action").fill("robot_add")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table.audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("acme")
+    assert "action=robot_add" in page.url
+    shot(page, "audit")

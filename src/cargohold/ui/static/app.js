@@ -89,6 +89,7 @@ function renderNav() {
       {},
       h("li", {}, link("/ui/", "Repositories")),
       h("li", {}, link("/ui/namespaces", "Namespaces")),
+      h("li", {}, link("/ui/usage", "Usage")),
       h("li", {}, link("/ui/audit", "Audit log")),
       h(
         "li",
@@ -126,6 +127,7 @@ const ROUTES = {
   "/ui/namespaces": namespacesPage,
   "/ui/namespace": namespacePage,
   "/ui/audit": auditPage,
+  "/ui/usage": usagePage,
 };
 
 async function render() {
@@ -1052,27 +1054,234 @@ async function namespacePage() {
       });
     });
     root.appendChild(section("Robot accounts", secretBox, robotBox, h("h3", {}, "New robot account"), create));
+    await namespaceOverview(root, ns);
   });
 }
 
+// Read-only sections of the namespace settings; each loads on its own, so one refusal
+// (e.g. the quota, for members only) leaves the others.
+async function namespaceOverview(root, ns) {
+  const base = `/v1/namespaces/${encodeURIComponent(ns)}`;
+  const sections = [
+    [
+      "Members and roles",
+      `${base}/members`,
+      (grants) =>
+        table(
+          "Roles granted",
+          ["Who", "Role", "Scope"],
+          grants.map((g) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, g.user ? `user ${g.user}` : `team ${g.team}`),
+              h("td", {}, g.role),
+              h("td", {}, g.repository || "the whole namespace"),
+            ),
+          ),
+          { class: "members" },
+        ),
+    ],
+    [
+      "Teams",
+      `${base}/teams`,
+      (teams) =>
+        teams.length
+          ? table(
+              "Teams",
+              ["Team", "Members"],
+              teams.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.members.join(", ") || "–"))),
+            )
+          : h("p", { class: "muted" }, "No teams."),
+    ],
+    [
+      "Storage",
+      `${base}/usage`,
+      (usage) =>
+        h(
+          "div",
+          {},
+          dl([
+            ["Stored", bytes(usage.stored_bytes)],
+            ["Logical", bytes(usage.logical_bytes)],
+            ["Repositories", String(usage.repository_count)],
+            ["Quota", usage.quota_bytes ? `${bytes(usage.quota_bytes)} (${usage.quota_used_percent}% used)` : "none"],
+          ]),
+          usage.repositories.length
+            ? barChart(
+                "Storage by repository",
+                usage.repositories.map((r) => ({ label: r.repository, value: r.stored_bytes })),
+                { format: bytes },
+              )
+            : null,
+        ),
+    ],
+    [
+      "Immutable tags",
+      `${base}/immutable-tag-rules`,
+      (data) =>
+        data.rules.length
+          ? table(
+              "Tags that never move",
+              ["Pattern", "Repository", "Added by"],
+              data.rules.map((r) =>
+                h("tr", {}, h("td", {}, h("code", {}, r.pattern)), h("td", {}, r.repository || "all"), h("td", {}, r.created_by || "–")),
+              ),
+            )
+          : h("p", { class: "muted" }, "No rules."),
+    ],
+    [
+      "Retention",
+      `${base}/retention-policies`,
+      (data) =>
+        data.policies.length
+          ? table(
+              "Retention policies",
+              ["Tags", "Repository", "Keep last", "Keep days"],
+              data.policies.map((p) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, h("code", {}, p.tag_pattern)),
+                  h("td", {}, p.repository || "all"),
+                  h("td", {}, p.keep_last === null ? "–" : String(p.keep_last)),
+                  h("td", {}, p.keep_days === null ? "–" : String(p.keep_days)),
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, "No policies."),
+    ],
+    [
+      "Webhooks",
+      `${base}/webhooks`,
+      (data) =>
+        data.webhooks.length
+          ? table(
+              "Webhooks",
+              ["URL", "Events", "Enabled"],
+              data.webhooks.map((w) =>
+                h("tr", {}, h("td", {}, h("code", {}, w.url)), h("td", {}, w.events.join(", ")), h("td", {}, w.enabled ? "yes" : "no")),
+              ),
+            )
+          : h("p", { class: "muted" }, "No webhooks."),
+    ],
+  ];
+  const boxes = sections.map(([title]) => {
+    const box = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+    root.appendChild(section(title, box));
+    return box;
+  });
+  await Promise.all(
+    sections.map(async ([, path, show], index) => {
+      const box = boxes[index];
+      try {
+        const data = await api("GET", path);
+        clear(box).appendChild(show(data));
+      } catch (error) {
+        clear(box).appendChild(h("p", { class: "muted" }, error.message));
+      }
+    }),
+  );
+}
+
 async function auditPage() {
-  const root = page("Audit log");
-  await guarded(async () => {
-    const events = await api("GET", "/v1/audit?limit=100");
-    const list = Array.isArray(events) ? events : events.events || [];
-    root.appendChild(
+  const current = params();
+  const fields = [
+    ["actor", "Actor", "text"],
+    ["action", "Action", "text"],
+    ["target", "Namespace or repository", "text"],
+    ["since", "Since", "date"],
+  ];
+  const inputs = {};
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "Filter the audit log" },
+    fields.map(([key, label, type]) => {
+      inputs[key] = h("input", { id: `audit-${key}`, type, value: current.get(key) || "" });
+      return h("div", {}, h("label", { for: `audit-${key}` }, label), inputs[key]);
+    }),
+    h("button", { type: "submit" }, "Filter"),
+  );
+  const box = h("div");
+  const root = page("Audit log", form, box);
+  const load = async () => {
+    const state = {};
+    for (const [key] of fields) state[key] = inputs[key].value.trim();
+    history.replaceState(null, "", `/ui/audit${query(state)}`);
+    const events = await api("GET", `/v1/audit${query({ ...state, limit: 200 })}`);
+    clear(box);
+    box.appendChild(h("p", { class: "muted" }, `${events.length} events, newest first`));
+    box.appendChild(
       table(
-        "The latest events",
-        ["When", "Actor", "Action", "Target", "Outcome"],
-        list.map((event) =>
+        "Audit events",
+        ["When", "Actor", "Action", "Target", "Outcome", "Address"],
+        events.map((event) =>
           h(
             "tr",
             {},
-            h("td", {}, when(event.at || event.time)),
-            h("td", {}, event.actor || "–"),
+            h("td", {}, when(event.at)),
+            h("td", {}, event.actor),
             h("td", {}, event.action),
-            h("td", {}, event.target || ""),
-            h("td", {}, event.outcome || ""),
+            h("td", {}, event.target),
+            h("td", {}, event.outcome === "ok" ? event.outcome : badge(event.outcome, "sev-high")),
+            h("td", {}, event.address || "–"),
+          ),
+        ),
+        { class: "audit" },
+      ),
+    );
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(load);
+  });
+  if (!session.is_admin && !inputs.target.value) {
+    box.appendChild(
+      h("p", { class: "notice" }, "Registry admins see the whole log; namespace admins give a namespace."),
+    );
+    return root;
+  }
+  await guarded(load);
+  return root;
+}
+
+async function usagePage() {
+  const root = page("Storage usage");
+  await guarded(async () => {
+    if (!session.is_admin) {
+      root.appendChild(
+        h("p", {}, "The storage of each namespace is on its ", link("/ui/namespaces", "settings page"), "."),
+      );
+      return;
+    }
+    const usage = await api("GET", "/v1/usage");
+    root.appendChild(
+      dl([
+        ["Stored", bytes(usage.stored_bytes)],
+        ["Logical (as pulled)", bytes(usage.logical_bytes)],
+        ["Shared", bytes(usage.shared_bytes)],
+        ["Repositories", String(usage.repository_count)],
+      ]),
+    );
+    root.appendChild(
+      barChart(
+        "Storage by namespace",
+        usage.namespaces.map((ns) => ({ label: ns.namespace, value: ns.stored_bytes })),
+        { format: bytes },
+      ),
+    );
+    root.appendChild(
+      table(
+        "Namespaces",
+        ["Namespace", "Stored", "Repositories", "Quota"],
+        usage.namespaces.map((ns) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, link(`/ui/${query({ namespace: ns.namespace })}`, ns.namespace)),
+            h("td", { class: "num" }, bytes(ns.stored_bytes)),
+            h("td", { class: "num" }, String(ns.repository_count)),
+            h("td", {}, ns.quota_bytes ? `${bytes(ns.quota_bytes)} (${ns.quota_used_percent}%)` : "none"),
           ),
         ),
       ),
