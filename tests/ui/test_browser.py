@@ -316,3 +316,17 @@ def test_namespace_overview_usage_and_audit_log(admin_page: Page, registry: UiRe
     expect(rows.first).to_contain_text("acme")
     assert "action=robot_add" in page.url
     shot(page, "audit")
+
+
+def test_sbom_package_list(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=1.0")
+    page.get_by_role("link", name="Packages (SBOM)").click()
+    packages = page.locator("table.packages tbody tr")
+    expect(packages.first).to_be_visible()
+    expect(page.locator("table.packages")).to_contain_text("requests")
+    expect(page.locator("table.packages")).to_contain_text("libssl3")
+    shot(page, "sbom")
+    page.get_by_role("searchbox", name="Search").fill("requests")
+    expect(packages).to_have_count(1)
+    expect(packages.first).to_contain_text("2.19.0")

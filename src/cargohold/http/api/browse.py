@@ -31,8 +31,10 @@ from cargohold.http.api.deps import (
     error_doc,
     is_namespace_admin,
 )
+from cargohold.http.api.errors import ApiError
 from cargohold.http.api.tags import _check
 from cargohold.mediatypes import INDEXES
+from cargohold.scan.sbom import CREATED_ANNOTATION, CYCLONEDX_JSON, FORMAT_ANNOTATION
 
 router = APIRouter(prefix="/v1", tags=["browsing"], responses=AUTH_RESPONSES)
 
@@ -355,4 +357,94 @@ def repository_access(
         repository=name,
         actions=sorted(policy.allowed(principal, name)),
         namespace_admin=admin or principal.is_admin,
+    )
+
+
+# A CycloneDX document larger than this is not read.
+MAX_SBOM_BYTES = 32 * 1024 * 1024
+
+
+class SbomPackage(BaseModel):
+    name: str
+    version: str | None
+    type: str | None = Field(description="library, operating-system, ...")
+    ecosystem: str | None
+    purl: str | None
+
+
+class SbomView(BaseModel):
+    repository: str
+    reference: str
+    digest: str = Field(description="the image the SBOM describes")
+    sbom_digest: str = Field(description="the referrer manifest carrying it")
+    format: str | None
+    created: str | None
+    packages: list[SbomPackage]
+
+
+def _package(component: Any) -> SbomPackage | None:
+    if not isinstance(component, dict) or "name" not in component:
+        return None
+    properties = component.get("properties")
+    ecosystem = None
+    if isinstance(properties, list):
+        for item in properties:
+            if isinstance(item, dict) and item.get("name") == "cargohold:ecosystem":
+                ecosystem = str(item.get("value"))
+    return SbomPackage(
+        name=str(component["name"]),
+        version=str(component["version"]) if "version" in component else None,
+        type=str(component["type"]) if "type" in component else None,
+        ecosystem=ecosystem,
+        purl=str(component["purl"]) if "purl" in component else None,
+    )
+
+
+@router.get(
+    "/repositories/{name:path}/sbom/{reference}",
+    response_model=SbomView,
+    summary="The packages of an image's newest CycloneDX SBOM referrer (pull)",
+    responses={
+        400: error_doc("an invalid repository name, tag or digest"),
+        404: error_doc("no such repository or manifest, or no SBOM (SBOM_UNKNOWN)"),
+    },
+)
+def get_sbom(
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: team/app")],
+    reference: Annotated[str, Path(description="a tag or a manifest digest")],
+    principal: AnyCaller,
+    registry: RegistryDep,
+) -> SbomView:
+    _check(request, principal, name, PULL, f"reading SBOMs of {name}")
+    record = registry.manifests.get(name, reference)
+    referrers = registry.meta.list_referrers(name, record.digest, CYCLONEDX_JSON)
+    if not referrers:
+        raise ApiError(404, "SBOM_UNKNOWN", f"{name}@{record.digest} has no SBOM referrer")
+    newest = max(
+        referrers, key=lambda ref: ((ref.annotations or {}).get(CREATED_ANNOTATION, ""), ref.digest)
+    )
+    try:
+        manifest = json.loads(registry.manifests.get(name, newest.digest).content)
+        layer = next(
+            item
+            for item in manifest.get("layers", [])
+            if isinstance(item, dict) and item.get("mediaType") == CYCLONEDX_JSON
+        )
+        if int(layer.get("size", 0)) > MAX_SBOM_BYTES:
+            raise ApiError(413, "SBOM_TOO_LARGE", "the SBOM is too large to show")
+        bom = json.loads(b"".join(registry.blobs.get(name, str(layer["digest"])).stream()))
+    except (StopIteration, ValueError, KeyError, TypeError, AttributeError, RegistryError):
+        raise ApiError(422, "SBOM_INVALID", f"the SBOM {newest.digest} cannot be read") from None
+    components = bom.get("components") if isinstance(bom, dict) else None
+    packages = [p for p in map(_package, components or []) if p is not None]
+    annotations = newest.annotations or {}
+    return SbomView(
+        repository=name,
+        reference=reference,
+        digest=record.digest,
+        sbom_digest=newest.digest,
+        format=annotations.get(FORMAT_ANNOTATION),
+        created=annotations.get(CREATED_ANNOTATION),
+        packages=sorted(packages, key=lambda p: (p.ecosystem or "", p.name, p.version or "")),
     )

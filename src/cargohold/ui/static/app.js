@@ -124,6 +124,7 @@ const ROUTES = {
   "/ui/manifest": manifestPage,
   "/ui/vulnerabilities": vulnerabilitiesPage,
   "/ui/history": historyPage,
+  "/ui/sbom": sbomPage,
   "/ui/namespaces": namespacesPage,
   "/ui/namespace": namespacePage,
   "/ui/audit": auditPage,
@@ -527,6 +528,8 @@ async function manifestPage() {
         link(`/ui/repository${query({ name })}`, name),
         " · ",
         link(`/ui/vulnerabilities${query({ name, ref })}`, "Vulnerabilities"),
+        " · ",
+        link(`/ui/sbom${query({ name, ref })}`, "Packages (SBOM)"),
         ref.includes(":") ? null : [" · ", link(`/ui/history${query({ name, tag: ref })}`, "Tag history")],
       ),
     );
@@ -670,6 +673,8 @@ async function vulnerabilitiesPage() {
       link(`/ui/repository${query({ name })}`, name),
       " · ",
       link(`/ui/manifest${query({ name, ref })}`, "Manifest"),
+      " · ",
+      link(`/ui/sbom${query({ name, ref })}`, "Packages (SBOM)"),
     ),
   );
   await guarded(async () => {
@@ -766,6 +771,83 @@ async function vulnerabilitiesPage() {
     for (const control of [severity, fixable]) control.addEventListener("change", show);
     text.addEventListener("input", show);
     root.appendChild(section("Findings", filters, box));
+    show();
+  });
+}
+
+async function sbomPage() {
+  const name = params().get("name") || "";
+  const ref = params().get("ref") || "";
+  const root = page(`Packages of ${name}${ref.includes(":") ? "@" : ":"}${ref}`);
+  root.appendChild(
+    h(
+      "nav",
+      { class: "crumbs", "aria-label": "Breadcrumbs" },
+      link(`/ui/repository${query({ name })}`, name),
+      " · ",
+      link(`/ui/manifest${query({ name, ref })}`, "Manifest"),
+      " · ",
+      link(`/ui/vulnerabilities${query({ name, ref })}`, "Vulnerabilities"),
+    ),
+  );
+  await guarded(async () => {
+    let sbom;
+    try {
+      sbom = await api("GET", `/v1/repositories/${repoPath(name)}/sbom/${encodeURIComponent(ref)}`);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "SBOM_UNKNOWN") {
+        root.appendChild(h("p", { class: "notice" }, "No SBOM: ", error.message));
+        return;
+      }
+      throw error;
+    }
+    root.appendChild(
+      dl([
+        ["Format", sbom.format],
+        ["Created", sbom.created ? when(sbom.created) : null],
+        ["SBOM", link(`/ui/manifest${query({ name, ref: sbom.sbom_digest })}`, h("code", {}, shortDigest(sbom.sbom_digest)))],
+      ]),
+    );
+    const ecosystems = [...new Set(sbom.packages.map((p) => p.ecosystem || p.type || "other"))].sort();
+    const ecosystem = h(
+      "select",
+      { id: "ecosystem" },
+      h("option", { value: "" }, "Every ecosystem"),
+      ecosystems.map((value) => h("option", { value }, value)),
+    );
+    const text = h("input", { id: "package-q", type: "search", placeholder: "name or purl" });
+    const filters = h(
+      "form",
+      { class: "filters", "aria-label": "Filter packages" },
+      h("div", {}, h("label", { for: "ecosystem" }, "Ecosystem"), ecosystem),
+      h("div", {}, h("label", { for: "package-q" }, "Search"), text),
+    );
+    filters.addEventListener("submit", (event) => event.preventDefault());
+    const box = h("div");
+    const show = () => {
+      const needle = text.value.trim().toLowerCase();
+      const rows = sbom.packages
+        .filter((p) => !ecosystem.value || (p.ecosystem || p.type || "other") === ecosystem.value)
+        .filter((p) => !needle || `${p.name} ${p.purl || ""}`.toLowerCase().includes(needle))
+        .map((p) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, p.name),
+            h("td", {}, p.version || "–"),
+            h("td", {}, p.ecosystem || p.type || "–"),
+            h("td", {}, p.purl ? h("code", {}, p.purl) : "–"),
+          ),
+        );
+      clear(box);
+      box.appendChild(h("p", { class: "muted" }, `${rows.length} of ${sbom.packages.length} packages`));
+      if (rows.length) {
+        box.appendChild(table("Packages", ["Name", "Version", "Ecosystem", "Package URL"], rows, { class: "packages" }));
+      }
+    };
+    ecosystem.addEventListener("change", show);
+    text.addEventListener("input", show);
+    root.appendChild(section("Packages", filters, box));
     show();
   });
 }
