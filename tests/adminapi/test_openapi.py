@@ -72,6 +72,7 @@ PATHS = {
     "/v1/repositories/{name}/manifests/{reference}": {"get"},
     "/v1/repositories/{name}/access": {"get"},
     "/v1/repositories/{name}/sbom/{reference}": {"get"},
+    "/v1/repositories/{name}/tag-details": {"get"},
     "/v1/replication/endpoints": {"get", "post"},
     "/v1/replication/endpoints/{name}": {"get", "patch", "delete"},
     "/v1/replication/rules": {"get", "post"},

@@ -61,6 +61,18 @@ def test_sign_in_lists_repositories_with_search(admin_page: Page, registry: UiRe
 
 
 def test_repository_page_shows_tags_scans_and_pull_command(admin_page: Page, registry: UiRegistry):
+    pulled = httpx.get(
+        f"{registry.url}/v2/{REPO}/manifests/1.0",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        auth=ADMIN,
+    )
+    assert pulled.status_code == 200
+
+    def pull_recorded() -> bool:  # the audit log, which records pulls, writes in the background
+        details = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/tag-details", auth=ADMIN)
+        return any(t["name"] == "1.0" and t["pulled_at"] for t in details.json()["tags"])
+
+    wait_for(pull_recorded, 15)
     page = admin_page
     page.goto(f"{registry.url}/ui/")
     page.get_by_role("link", name=REPO).click()
@@ -70,6 +82,10 @@ def test_repository_page_shows_tags_scans_and_pull_command(admin_page: Page, reg
     first = tags.filter(has=page.get_by_role("link", name="1.0", exact=True))
     expect(first).to_contain_text("critical")
     expect(first).to_contain_text(registry.app_digest[:19])
+    expect(first).to_contain_text("linux/amd64")
+    expect(first).to_contain_text("by admin")
+    expect(first).to_contain_text("KiB")  # config and layers, not the manifest alone
+    expect(first.locator("td").nth(4)).to_contain_text("UTC")  # last pull
     expect(page.locator(".copy code").first).to_have_text(
         f"docker pull {registry.server.host}/{REPO}:1.0"
     )

@@ -11,7 +11,7 @@ in brief, layers and sizes, annotations, the platforms of an index, and its refe
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -32,8 +32,10 @@ from cargohold.http.api.deps import (
     is_namespace_admin,
 )
 from cargohold.http.api.errors import ApiError
+from cargohold.http.api.schemas import ScanSummary
 from cargohold.http.api.tags import _check
 from cargohold.mediatypes import INDEXES
+from cargohold.scan.results import ScanResultStore
 from cargohold.scan.sbom import CREATED_ANNOTATION, CYCLONEDX_JSON, FORMAT_ANNOTATION
 
 router = APIRouter(prefix="/v1", tags=["browsing"], responses=AUTH_RESPONSES)
@@ -448,3 +450,134 @@ def get_sbom(
         created=annotations.get(CREATED_ANNOTATION),
         packages=sorted(packages, key=lambda p: (p.ecosystem or "", p.name, p.version or "")),
     )
+
+
+class TagDetail(BaseModel):
+    name: str
+    digest: str
+    media_type: str
+    manifest_size: int
+    total_size: int | None = Field(
+        description="the manifest with its config and layers; an index: with every child "
+        "image's; null: unknown"
+    )
+    platforms: list[str] = Field(description="os/architecture[/variant] of the image(s)")
+    pushed_at: datetime = Field(description="when the tag last changed")
+    pushed_by: str | None
+    pulled_at: datetime | None = Field(description="the latest pull in the last 90 days")
+    scan: ScanSummary | None
+
+
+class TagDetailList(BaseModel):
+    tags: list[TagDetail]
+    next: str | None = Field(description="pass as `last` for the next page; null: no more")
+
+
+def _platform_text(platform: Any) -> str | None:
+    if not isinstance(platform, dict):
+        return None
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    text = "/".join(str(p) for p in parts if p)
+    return text or None
+
+
+class _ImageFacts:
+    """Sizes and platforms of manifests, each read once per request."""
+
+    def __init__(self, registry: Any, repository: str) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.cache: dict[str, tuple[int | None, list[str]]] = {}
+
+    def of(self, digest: str, depth: int = 0) -> tuple[int | None, list[str]]:
+        if digest in self.cache:
+            return self.cache[digest]
+        facts: tuple[int | None, list[str]] = (None, [])
+        record = self.registry.meta.get_manifest(self.repository, digest)
+        if record is not None:
+            try:
+                document = json.loads(record.content)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                facts = self._facts(record.size, document, depth)
+        self.cache[digest] = facts
+        return facts
+
+    def _facts(
+        self, size: int, document: dict[str, Any], depth: int
+    ) -> tuple[int | None, list[str]]:
+        if isinstance(document.get("manifests"), list):
+            total: int | None = size
+            platforms: list[str] = []
+            for child in document["manifests"]:
+                if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
+                    continue
+                text = _platform_text(child.get("platform"))
+                if text and text != "unknown/unknown":
+                    platforms.append(text)
+                child_size = self.of(child["digest"], depth + 1)[0] if depth < 2 else None
+                total = None if total is None or child_size is None else total + child_size
+            return total, platforms
+        config = _descriptor(document.get("config")) if "config" in document else None
+        layers = [_descriptor(item) for item in document.get("layers") or []]
+        parts = [d.size for d in ([config] if config else []) + layers]
+        total = None if any(p is None for p in parts) else size + sum(p or 0 for p in parts)
+        platform = None
+        if config is not None and config.digest and (config.size or 0) <= MAX_CONFIG_BYTES:
+            try:
+                blob = self.registry.blobs.get(self.repository, config.digest)
+                platform = _platform_text(json.loads(b"".join(blob.stream())))
+            except (RegistryError, ValueError, OSError):
+                platform = None
+        return total, [platform] if platform else []
+
+
+@router.get(
+    "/repositories/{name:path}/tag-details",
+    response_model=TagDetailList,
+    summary="Tags with platforms, sizes, who pushed them, last pulls and scans (pull)",
+    responses={
+        400: error_doc("an invalid repository name"),
+        404: error_doc("no such repository"),
+    },
+)
+def tag_details(
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: team/app")],
+    principal: AnyCaller,
+    registry: RegistryDep,
+    store: Store,
+    n: Annotated[int, Query(ge=1, le=200, description="at most this many tags")] = 50,
+    last: Annotated[
+        str | None, Query(max_length=128, description="only tags after this one")
+    ] = None,
+) -> TagDetailList:
+    _check(request, principal, name, PULL, f"listing the tags of {name}")
+    records = registry.tags.records(name, n + 1, last)
+    page = records[:n]
+    scans = ScanResultStore(store.engine).summaries(name, [r.digest for r in page])
+    since = datetime.now(UTC) - timedelta(days=90)
+    pulls = registry.meta.last_pulls(name.split("/", 1)[0], since).get(name, {})
+    facts = _ImageFacts(registry, name)
+    tags = []
+    for record in page:
+        total, platforms = facts.of(record.digest)
+        events = registry.meta.tag_history(name, record.name, limit=1)
+        times = [pulls.get(record.name), pulls.get(record.digest)]
+        scan = scans.get(record.digest)
+        tags.append(
+            TagDetail(
+                name=record.name,
+                digest=record.digest,
+                media_type=record.media_type,
+                manifest_size=record.size,
+                total_size=total,
+                platforms=platforms,
+                pushed_at=record.updated_at,
+                pushed_by=events[0].actor if events else None,
+                pulled_at=max((t for t in times if t is not None), default=None),
+                scan=None if scan is None else ScanSummary.model_validate(scan),
+            )
+        )
+    return TagDetailList(tags=tags, next=page[-1].name if len(records) > n else None)

@@ -359,7 +359,7 @@ async function repositoryPage() {
       const last = cursors[index];
       const data = await api(
         "GET",
-        `/v1/repositories/${repoPath(name)}/tags${query({ n: TAG_PAGE, last })}`,
+        `/v1/repositories/${repoPath(name)}/tag-details${query({ n: TAG_PAGE, last })}`,
       );
       cursors[index + 1] = data.next;
       clear(tagsBox);
@@ -425,9 +425,10 @@ async function repositoryPage() {
           {},
           h("th", { scope: "row" }, link(manifestHref, tag.name)),
           h("td", { title: tag.digest }, h("code", {}, shortDigest(tag.digest))),
-          h("td", {}, mediaLabel(tag.media_type)),
-          h("td", { class: "num" }, bytes(tag.size)),
-          h("td", {}, when(tag.updated_at)),
+          h("td", {}, tag.platforms.length ? tag.platforms.join(", ") : mediaLabel(tag.media_type)),
+          h("td", { class: "num" }, bytes(tag.total_size === null ? tag.manifest_size : tag.total_size)),
+          h("td", {}, when(tag.pushed_at), tag.pushed_by ? h("div", { class: "muted" }, `by ${tag.pushed_by}`) : null),
+          h("td", {}, tag.pulled_at ? when(tag.pulled_at) : "–"),
           h("td", {}, scanBadge(tag.scan)),
           actions,
         );
@@ -435,7 +436,7 @@ async function repositoryPage() {
       tagsBox.appendChild(
         table(
           `Tags of ${name}, page ${index + 1}`,
-          ["Tag", "Digest", "Type", "Manifest size", "Pushed", "Scan", "Actions"],
+          ["Tag", "Digest", "Platforms", "Size", "Pushed", "Last pull", "Scan", "Actions"],
           rows,
           { class: "tags" },
         ),
