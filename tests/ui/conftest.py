@@ -97,7 +97,7 @@ def _digest(server: LiveRegistry, tag: str) -> str:
     return response.json()["digest"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRegistry]:
     base = tmp_path_factory.mktemp("ui")
     data_dir = base / "data"
@@ -146,7 +146,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRegistry]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail(
