@@ -22,6 +22,7 @@ from tests.e2e.oci_layout import (
     MEDIA_TYPE_MANIFEST,
     Blob,
     Image,
+    build_index_layout,
     make_image,
     write_layout,
 )
@@ -85,6 +86,7 @@ def _push(skopeo: Skopeo, layout: Path, tag: str, server: LiveRegistry, target: 
     skopeo.copy(
         f"oci:{layout}:{tag}",
         f"docker://{server.host}/{target}",
+        "--all",
         "--dest-tls-verify=false",
         "--dest-creds",
         ":".join(ADMIN),
@@ -122,6 +124,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiRegistry]:
         hostile = _hostile_image()
         write_layout(base / "xss", "xss", hostile.manifest, [hostile])
         _push(skopeo, base / "xss", "xss", server, f"{REPO}:xss")
+        build_index_layout(base / "multi", "multi")
+        _push(skopeo, base / "multi", "multi", server, f"{REPO}:multi")
         app_digest = _digest(server, "1.0")
 
         def scanned() -> bool:

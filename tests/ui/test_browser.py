@@ -35,9 +35,20 @@ def admin_page(browser: Browser, registry: UiRegistry) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"a script opened a dialog: {dialog.message}"))
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            PAGE_ERRORS.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     sign_in(page, registry.url, ADMIN)
     yield page
     context.close()
+    assert PAGE_ERRORS == []
+
+
+PAGE_ERRORS: list[str] = []  # uncaught script errors and CSP violations of the admin's page
 
 
 def test_sign_in_lists_repositories_with_search(admin_page: Page, registry: UiRegistry):
@@ -77,7 +88,7 @@ def test_repository_page_shows_tags_scans_and_pull_command(admin_page: Page, reg
     page.get_by_role("link", name=REPO).click()
     expect(page.get_by_role("heading", name=REPO, exact=True)).to_be_visible()
     tags = page.locator("table.tags tbody tr")
-    expect(tags).to_have_count(3)  # 1.0, stable, xss
+    expect(tags).to_have_count(4)  # 1.0, multi, stable, xss
     first = tags.filter(has=page.get_by_role("link", name="1.0", exact=True))
     expect(first).to_contain_text("critical")
     expect(first).to_contain_text(registry.app_digest[:19])
@@ -214,7 +225,7 @@ def test_tags_paginate(admin_page: Page, registry: UiRegistry):
     expect(tags).to_have_count(50)
     page.get_by_role("button", name="Next page").click()
     expect(page.locator("table.tags caption")).to_contain_text("page 2")
-    expect(tags).to_have_count(13)  # 63 tags in all
+    expect(tags).to_have_count(14)  # 64 tags in all
     page.get_by_role("button", name="Previous page").click()
     expect(tags).to_have_count(50)
 
@@ -345,3 +356,36 @@ def test_sbom_package_list(admin_page: Page, registry: UiRegistry):
     page.get_by_role("searchbox", name="Search").fill("requests")
     expect(packages).to_have_count(1)
     expect(packages.first).to_contain_text("2.19.0")
+
+
+def test_a_multi_platform_index(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    row = page.locator("table.tags tbody tr", has=page.get_by_role("link", name="multi"))
+    expect(row).to_contain_text("linux/amd64, linux/arm64")
+    row.get_by_role("link", name="multi").click()
+    platforms = page.locator("section", has=page.get_by_role("heading", name="Platforms"))
+    expect(platforms.locator("tbody tr")).to_have_count(2)
+    platforms.locator("tbody tr", has_text="linux/arm64").get_by_role("link").click()
+    expect(page.locator("table.layers tbody tr")).to_have_count(2)
+    expect(page.get_by_text("linux/arm64")).to_be_visible()
+
+
+def test_keyboard_only_sign_in(browser: Browser, registry: UiRegistry):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{registry.url}/ui/login")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.type(ADMIN[0])
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(ADMIN[1])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
+    page.keyboard.press("Tab")  # the page took the focus: the next stop is its first field
+    expect(page.get_by_role("searchbox", name="Search")).to_be_focused()
+    page.keyboard.type("app")
+    expect(page.locator("table.repos tbody tr")).to_have_count(1)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Namespace")).to_be_focused()
+    context.close()

@@ -149,7 +149,8 @@ async function render() {
   }
   renderNav();
   await view();
-  main().focus();
+  // Keyboard and screen-reader users land on the new page, unless it focused a field.
+  if (!main().contains(document.activeElement)) main().focus();
 }
 
 function notFoundPage() {
