@@ -64,7 +64,13 @@ def test_invalid_filters_are_400(api: httpx.Client):
 
 def test_access_says_what_the_caller_may_do(api: httpx.Client):
     reader = api.get(f"/repositories/{REPO}/access", auth=READER).json()
-    assert reader == {"repository": REPO, "actions": ["pull"], "namespace_admin": False}
+    assert reader == {
+        "repository": REPO,
+        "actions": ["pull"],
+        "namespace_admin": False,
+        "public": False,
+        "visibility": "inherit",
+    }
     admin = api.get(f"/repositories/{REPO}/access", auth=ADMIN).json()
     assert set(admin["actions"]) >= {"pull", "push", "delete"} and admin["namespace_admin"]
     assert api.get(f"/repositories/{REPO}/access", auth=OUTSIDER).status_code == 403

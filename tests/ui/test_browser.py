@@ -64,9 +64,9 @@ def test_sign_in_lists_repositories_with_search(admin_page: Page, registry: UiRe
     assert "q=nothing-like-this" in page.url
     page.get_by_role("searchbox", name="Search").fill("app")
     expect(rows).to_have_count(1)
-    page.get_by_label("Visibility").select_option("public")
+    page.get_by_label("Visibility", exact=True).select_option("public")
     expect(page.get_by_text("No repositories match.")).to_be_visible()
-    page.get_by_label("Visibility").select_option("")
+    page.get_by_label("Visibility", exact=True).select_option("")
     expect(rows.filter(has_text=REPO)).to_have_count(1)
 
 
@@ -389,3 +389,35 @@ def test_keyboard_only_sign_in(browser: Browser, registry: UiRegistry):
     page.keyboard.press("Tab")
     expect(page.get_by_label("Namespace")).to_be_focused()
     context.close()
+
+
+def test_roles_rules_and_repository_visibility(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/namespace?ns=acme")
+    page.get_by_label("Grant to", exact=True).select_option("user")
+    page.locator("#grant-name").fill(READER[0])
+    page.get_by_label("Role", exact=True).select_option("writer")
+    page.locator("#grant-repo").fill(REPO)
+    page.get_by_role("button", name="Grant role").click()
+    members = page.locator("table.members tbody tr")
+    expect(members.filter(has_text="writer")).to_have_count(1)
+    access = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/access", auth=READER)
+    assert "push" in access.json()["actions"]
+    page.get_by_role("button", name=f"Remove the role of user {READER[0]} on {REPO}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(members.filter(has_text="writer")).to_have_count(0)
+
+    page.locator("#rule-pattern").fill("v*")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.locator("table.rules")).to_contain_text("v*")
+    page.get_by_role("button", name="Remove the rule v*").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("table.rules")).to_have_count(0)
+
+    page.goto(f"{registry.url}/ui/repository?name={REPO}")
+    page.get_by_label("Visibility", exact=True).select_option("public")
+    page.get_by_role("button", name="Save visibility").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{REPO} is public now")
+    page.get_by_label("Visibility", exact=True).select_option("inherit")
+    page.get_by_role("button", name="Save visibility").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{REPO} is private now")

@@ -333,6 +333,10 @@ class RepositoryAccess(BaseModel):
     repository: str
     actions: list[str] = Field(description="what the caller may do here: pull, push, delete")
     namespace_admin: bool = Field(description="whether the caller administers the namespace")
+    public: bool = Field(description="whether the repository is public now")
+    visibility: Literal["public", "private", "inherit"] = Field(
+        description="the repository's own setting; inherit: its namespace's"
+    )
 
 
 @router.get(
@@ -355,10 +359,13 @@ def repository_access(
         and record is not None
         and is_namespace_admin(store, principal, record)
     )
+    namespace, override = store.visibility(name)
     return RepositoryAccess(
         repository=name,
         actions=sorted(policy.allowed(principal, name)),
         namespace_admin=admin or principal.is_admin,
+        public=override if override is not None else bool(namespace and namespace.public),
+        visibility="inherit" if override is None else "public" if override else "private",
     )
 
 

@@ -350,6 +350,7 @@ async function repositoryPage() {
           : null,
       ),
     );
+    if (access.namespace_admin) root.appendChild(repositoryVisibility(name, access));
     const tagsBox = h("div", { id: "tags" });
     root.appendChild(section("Tags", tagsBox));
     const activity = h("div");
@@ -468,6 +469,35 @@ async function repositoryPage() {
     const recent = await api("GET", `/v1/repositories/${repoPath(name)}/history${query({ limit: 500 })}`);
     activity.appendChild(pushActivity(recent.events));
   });
+}
+
+function repositoryVisibility(name, access) {
+  const choice = h(
+    "select",
+    { id: "repo-visibility" },
+    h("option", { value: "inherit" }, "Inherit the namespace's"),
+    h("option", { value: "public" }, "Public"),
+    h("option", { value: "private" }, "Private"),
+  );
+  choice.value = access.visibility;
+  const state = h("span", { class: "muted" }, access.public ? " Public now." : " Private now.");
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "Repository visibility" },
+    h("div", {}, h("label", { for: "repo-visibility" }, "Visibility"), choice),
+    h("button", { type: "submit" }, "Save visibility"),
+    state,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(async () => {
+      const value = choice.value === "inherit" ? null : choice.value === "public";
+      const saved = await api("PUT", `/v1/repositories/${repoPath(name)}/visibility`, { public: value });
+      state.textContent = saved.effective ? " Public now." : " Private now.";
+      announce(`${name} is ${saved.effective ? "public" : "private"} now.`, "ok");
+    });
+  });
+  return form;
 }
 
 function pushActivity(events) {
@@ -1150,21 +1180,79 @@ async function namespaceOverview(root, ns) {
     [
       "Members and roles",
       `${base}/members`,
-      (grants) =>
-        table(
-          "Roles granted",
-          ["Who", "Role", "Scope"],
-          grants.map((g) =>
+      (grants, reload) => {
+        const rows = grants.map((g) => {
+          const who = g.user ? `user ${g.user}` : `team ${g.team}`;
+          const target = g.user
+            ? `${base}/members/users/${encodeURIComponent(g.user)}`
+            : `${base}/members/teams/${encodeURIComponent(g.team)}`;
+          return h(
+            "tr",
+            {},
+            h("td", {}, who),
+            h("td", {}, g.role),
+            h("td", {}, g.repository || "the whole namespace"),
             h(
-              "tr",
+              "td",
               {},
-              h("td", {}, g.user ? `user ${g.user}` : `team ${g.team}`),
-              h("td", {}, g.role),
-              h("td", {}, g.repository || "the whole namespace"),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "small danger",
+                  "aria-label": `Remove the role of ${who}${g.repository ? ` on ${g.repository}` : ""}`,
+                  onclick: () =>
+                    guarded(async () => {
+                      const ok = await confirmDialog("Remove role", `Remove the ${g.role} role of ${who}?`, "Remove");
+                      if (!ok) return;
+                      await api("DELETE", `${target}${query({ repository: g.repository })}`);
+                      announce(`Removed the role of ${who}.`, "ok");
+                      await reload();
+                    }),
+                },
+                "Remove",
+              ),
             ),
-          ),
-          { class: "members" },
-        ),
+          );
+        });
+        const kind = h("select", { id: "grant-kind" }, h("option", { value: "user" }, "User"), h("option", { value: "team" }, "Team"));
+        const who = h("input", { id: "grant-name", required: true, maxlength: 64 });
+        const role = h(
+          "select",
+          { id: "grant-role" },
+          ["reader", "writer", "maintainer", "admin"].map((value) => h("option", { value }, value)),
+        );
+        const repository = h("input", { id: "grant-repo", placeholder: `${ns}/app` });
+        const form = h(
+          "form",
+          { class: "filters", "aria-label": "Grant a role" },
+          h("div", {}, h("label", { for: "grant-kind" }, "Grant to"), kind),
+          h("div", {}, h("label", { for: "grant-name" }, "Name"), who),
+          h("div", {}, h("label", { for: "grant-role" }, "Role"), role),
+          h("div", {}, h("label", { for: "grant-repo" }, "Only this repository (optional)"), repository),
+          h("button", { type: "submit" }, "Grant role"),
+        );
+        form.addEventListener("submit", (event) => {
+          event.preventDefault();
+          guarded(async () => {
+            await api("POST", `${base}/members`, {
+              [kind.value]: who.value.trim(),
+              role: role.value,
+              repository: repository.value.trim() || null,
+            });
+            announce(`Granted ${role.value} to ${kind.value} ${who.value.trim()}.`, "ok");
+            await reload();
+          });
+        });
+        return h(
+          "div",
+          {},
+          grants.length
+            ? table("Roles granted", ["Who", "Role", "Scope", ""], rows, { class: "members" })
+            : h("p", { class: "muted" }, "No roles granted."),
+          form,
+        );
+      },
     ],
     [
       "Teams",
@@ -1203,16 +1291,69 @@ async function namespaceOverview(root, ns) {
     [
       "Immutable tags",
       `${base}/immutable-tag-rules`,
-      (data) =>
-        data.rules.length
-          ? table(
-              "Tags that never move",
-              ["Pattern", "Repository", "Added by"],
-              data.rules.map((r) =>
-                h("tr", {}, h("td", {}, h("code", {}, r.pattern)), h("td", {}, r.repository || "all"), h("td", {}, r.created_by || "–")),
-              ),
-            )
-          : h("p", { class: "muted" }, "No rules."),
+      (data, reload) => {
+        const pattern = h("input", { id: "rule-pattern", required: true, placeholder: "v*" });
+        const repository = h("input", { id: "rule-repo", placeholder: `${ns}/app` });
+        const form = h(
+          "form",
+          { class: "filters", "aria-label": "Add an immutable-tag rule" },
+          h("div", {}, h("label", { for: "rule-pattern" }, "Tag pattern"), pattern),
+          h("div", {}, h("label", { for: "rule-repo" }, "Only this repository (optional)"), repository),
+          h("button", { type: "submit" }, "Add rule"),
+        );
+        form.addEventListener("submit", (event) => {
+          event.preventDefault();
+          guarded(async () => {
+            await api("POST", `${base}/immutable-tag-rules`, {
+              pattern: pattern.value.trim(),
+              repository: repository.value.trim() || null,
+            });
+            announce(`Tags matching ${pattern.value.trim()} can no longer move.`, "ok");
+            await reload();
+          });
+        });
+        return h(
+          "div",
+          {},
+          data.rules.length
+            ? table(
+                "Tags that never move",
+                ["Pattern", "Repository", "Added by", ""],
+                data.rules.map((r) =>
+                  h(
+                    "tr",
+                    {},
+                    h("td", {}, h("code", {}, r.pattern)),
+                    h("td", {}, r.repository || "all"),
+                    h("td", {}, r.created_by || "–"),
+                    h(
+                      "td",
+                      {},
+                      h(
+                        "button",
+                        {
+                          type: "button",
+                          class: "small danger",
+                          "aria-label": `Remove the rule ${r.pattern}`,
+                          onclick: () =>
+                            guarded(async () => {
+                              const ok = await confirmDialog("Remove rule", `Let tags matching ${r.pattern} move again?`, "Remove");
+                              if (!ok) return;
+                              await api("DELETE", `${base}/immutable-tag-rules/${r.id}`);
+                              await reload();
+                            }),
+                        },
+                        "Remove",
+                      ),
+                    ),
+                  ),
+                ),
+                { class: "rules" },
+              )
+            : h("p", { class: "muted" }, "No rules."),
+          form,
+        );
+      },
     ],
     [
       "Retention",
@@ -1258,12 +1399,16 @@ async function namespaceOverview(root, ns) {
   await Promise.all(
     sections.map(async ([, path, show], index) => {
       const box = boxes[index];
-      try {
-        const data = await api("GET", path);
-        clear(box).appendChild(show(data));
-      } catch (error) {
-        clear(box).appendChild(h("p", { class: "muted" }, error.message));
-      }
+      const reload = async () => {
+        try {
+          const data = await api("GET", path);
+          clear(box).appendChild(show(data, reload));
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 401) throw error;
+          clear(box).appendChild(h("p", { class: "muted" }, error.message));
+        }
+      };
+      await guarded(reload);
     }),
   );
 }
