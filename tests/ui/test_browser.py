@@ -164,7 +164,7 @@ def test_create_robot_account_and_change_visibility(admin_page: Page, registry: 
     page.goto(f"{registry.url}/ui/namespaces")
     page.get_by_role("link", name="Settings of acme").click()
     expect(page.get_by_role("heading", name="Settings of acme")).to_be_visible()
-    page.get_by_label("Name", exact=True).fill("ci")
+    page.get_by_label("Robot name").fill("ci")
     page.get_by_label("push").check()
     page.get_by_role("button", name="Create robot account").click()
     secret_box = page.locator("#robot-secret")
@@ -395,7 +395,7 @@ def test_roles_rules_and_repository_visibility(admin_page: Page, registry: UiReg
     page = admin_page
     page.goto(f"{registry.url}/ui/namespace?ns=acme")
     page.get_by_label("Grant to", exact=True).select_option("user")
-    page.locator("#grant-name").fill(READER[0])
+    page.get_by_label("User or team name").fill(READER[0])
     page.get_by_label("Role", exact=True).select_option("writer")
     page.locator("#grant-repo").fill(REPO)
     page.get_by_role("button", name="Grant role").click()
@@ -421,3 +421,37 @@ def test_roles_rules_and_repository_visibility(admin_page: Page, registry: UiReg
     page.get_by_label("Visibility", exact=True).select_option("inherit")
     page.get_by_role("button", name="Save visibility").click()
     expect(page.get_by_role("status")).to_contain_text(f"{REPO} is private now")
+
+
+def test_teams_retention_quota_and_webhooks(admin_page: Page, registry: UiRegistry):
+    page = admin_page
+    page.goto(f"{registry.url}/ui/namespace?ns=acme")
+    page.get_by_label("New team").fill("devs")
+    page.get_by_role("button", name="Add team").click()
+    expect(page.locator("table.teams")).to_contain_text("devs")
+    page.get_by_label("User", exact=True).fill(READER[0])
+    page.get_by_role("button", name="Add to team").click()
+    expect(page.locator("table.teams tbody tr", has_text="devs")).to_contain_text(READER[0])
+
+    page.get_by_label("Tags to clean up").fill("pr-*")
+    page.get_by_label("Keep last").fill("3")
+    page.get_by_role("button", name="Add policy").click()
+    expect(page.locator("table.retention")).to_contain_text("pr-*")
+    page.get_by_role("button", name="Remove the policy pr-*").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("table.retention")).to_have_count(0)
+
+    page.get_by_label("Quota (e.g. 10GiB)").fill("1GiB")
+    page.get_by_role("button", name="Set quota").click()
+    expect(page.locator("section", has_text="Storage").locator(".facts")).to_contain_text("1.0 GiB")
+    page.get_by_role("button", name="Remove the quota").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("section", has_text="Storage").locator(".facts")).to_contain_text("none")
+
+    page.get_by_label("Receiver URL").fill("https://ci.example/hook")
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("table.webhooks")).to_contain_text("https://ci.example/hook")
+    expect(page.locator("#webhook-secret")).to_contain_text("shown only now")
+    page.get_by_role("button", name="Remove the webhook https://ci.example/hook").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("table.webhooks")).to_have_count(0)

@@ -1120,7 +1120,7 @@ async function namespacePage() {
     const create = h(
       "form",
       { class: "stack", "aria-label": "New robot account" },
-      h("label", { for: "robot-name" }, "Name"),
+      h("label", { for: "robot-name" }, "Robot name"),
       robotName,
       h(
         "fieldset",
@@ -1174,6 +1174,59 @@ async function namespacePage() {
 
 // Read-only sections of the namespace settings; each loads on its own, so one refusal
 // (e.g. the quota, for members only) leaves the others.
+// A small form: labelled fields in a row and a submit button; `submit` gets the values.
+function miniForm(label, fields, button, submit) {
+  const inputs = {};
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": label },
+    fields.map((field) => {
+      const id = field.id;
+      inputs[field.key] = field.options
+        ? h(
+            "select",
+            { id },
+            field.options.map((value) => h("option", { value }, value)),
+          )
+        : h("input", {
+            id,
+            type: field.type || "text",
+            required: field.required,
+            placeholder: field.placeholder,
+            min: field.min,
+          });
+      return h("div", {}, h("label", { for: id }, field.label), inputs[field.key]);
+    }),
+    h("button", { type: "submit" }, button),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = {};
+    for (const [key, input] of Object.entries(inputs)) values[key] = input.value.trim();
+    guarded(async () => {
+      await submit(values);
+      form.reset();
+    });
+  });
+  return form;
+}
+
+function removeButton(label, question, work) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "small danger",
+      "aria-label": label,
+      onclick: () =>
+        guarded(async () => {
+          if (await confirmDialog("Confirm", question, "Remove")) await work();
+        }),
+    },
+    "Remove",
+  );
+}
+
 async function namespaceOverview(root, ns) {
   const base = `/v1/namespaces/${encodeURIComponent(ns)}`;
   const sections = [
@@ -1227,7 +1280,7 @@ async function namespaceOverview(root, ns) {
           "form",
           { class: "filters", "aria-label": "Grant a role" },
           h("div", {}, h("label", { for: "grant-kind" }, "Grant to"), kind),
-          h("div", {}, h("label", { for: "grant-name" }, "Name"), who),
+          h("div", {}, h("label", { for: "grant-name" }, "User or team name"), who),
           h("div", {}, h("label", { for: "grant-role" }, "Role"), role),
           h("div", {}, h("label", { for: "grant-repo" }, "Only this repository (optional)"), repository),
           h("button", { type: "submit" }, "Grant role"),
@@ -1257,19 +1310,49 @@ async function namespaceOverview(root, ns) {
     [
       "Teams",
       `${base}/teams`,
-      (teams) =>
-        teams.length
-          ? table(
-              "Teams",
-              ["Team", "Members"],
-              teams.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.members.join(", ") || "–"))),
-            )
-          : h("p", { class: "muted" }, "No teams."),
+      (teams, reload) =>
+        h(
+          "div",
+          {},
+          teams.length
+            ? table(
+                "Teams",
+                ["Team", "Members"],
+                teams.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, t.members.join(", ") || "–"))),
+                { class: "teams" },
+              )
+            : h("p", { class: "muted" }, "No teams."),
+          miniForm(
+            "Add a team",
+            [{ key: "name", id: "team-name", label: "New team", required: true }],
+            "Add team",
+            async ({ name }) => {
+              await api("POST", `${base}/teams`, { name });
+              announce(`Added the team ${name}.`, "ok");
+              await reload();
+            },
+          ),
+          teams.length
+            ? miniForm(
+                "Add a team member",
+                [
+                  { key: "team", id: "member-team", label: "Team", options: teams.map((t) => t.name) },
+                  { key: "user", id: "member-user", label: "User", required: true },
+                ],
+                "Add to team",
+                async ({ team, user }) => {
+                  await api("POST", `${base}/teams/${encodeURIComponent(team)}/members`, { user });
+                  announce(`Added ${user} to ${team}.`, "ok");
+                  await reload();
+                },
+              )
+            : null,
+        ),
     ],
     [
       "Storage",
       `${base}/usage`,
-      (usage) =>
+      (usage, reload) =>
         h(
           "div",
           {},
@@ -1279,6 +1362,24 @@ async function namespaceOverview(root, ns) {
             ["Repositories", String(usage.repository_count)],
             ["Quota", usage.quota_bytes ? `${bytes(usage.quota_bytes)} (${usage.quota_used_percent}% used)` : "none"],
           ]),
+          session.is_admin
+            ? miniForm(
+                "Quota",
+                [{ key: "limit", id: "quota-limit", label: "Quota (e.g. 10GiB)", required: true }],
+                "Set quota",
+                async ({ limit }) => {
+                  await api("PUT", `${base}/quota`, { limit_bytes: /^[0-9]+$/.test(limit) ? Number(limit) : limit });
+                  announce(`The quota of ${ns} is ${limit}.`, "ok");
+                  await reload();
+                },
+              )
+            : null,
+          session.is_admin && usage.quota_bytes
+            ? removeButton("Remove the quota", `Remove the quota of ${ns}?`, async () => {
+                await api("DELETE", `${base}/quota`);
+                await reload();
+              })
+            : null,
           usage.repositories.length
             ? barChart(
                 "Storage by repository",
@@ -1358,37 +1459,112 @@ async function namespaceOverview(root, ns) {
     [
       "Retention",
       `${base}/retention-policies`,
-      (data) =>
-        data.policies.length
-          ? table(
-              "Retention policies",
-              ["Tags", "Repository", "Keep last", "Keep days"],
-              data.policies.map((p) =>
-                h(
-                  "tr",
-                  {},
-                  h("td", {}, h("code", {}, p.tag_pattern)),
-                  h("td", {}, p.repository || "all"),
-                  h("td", {}, p.keep_last === null ? "–" : String(p.keep_last)),
-                  h("td", {}, p.keep_days === null ? "–" : String(p.keep_days)),
+      (data, reload) =>
+        h(
+          "div",
+          {},
+          data.policies.length
+            ? table(
+                "Retention policies",
+                ["Tags", "Repository", "Keep last", "Keep days", ""],
+                data.policies.map((p) =>
+                  h(
+                    "tr",
+                    {},
+                    h("td", {}, h("code", {}, p.tag_pattern)),
+                    h("td", {}, p.repository || "all"),
+                    h("td", {}, p.keep_last === null ? "–" : String(p.keep_last)),
+                    h("td", {}, p.keep_days === null ? "–" : String(p.keep_days)),
+                    h(
+                      "td",
+                      {},
+                      removeButton(`Remove the policy ${p.tag_pattern}`, `Remove the policy for ${p.tag_pattern}?`, async () => {
+                        await api("DELETE", `${base}/retention-policies/${p.id}`);
+                        await reload();
+                      }),
+                    ),
+                  ),
                 ),
-              ),
-            )
-          : h("p", { class: "muted" }, "No policies."),
+                { class: "retention" },
+              )
+            : h("p", { class: "muted" }, "No policies."),
+          miniForm(
+            "Add a retention policy",
+            [
+              { key: "pattern", id: "ret-pattern", label: "Tags to clean up", required: true, placeholder: "pr-*" },
+              { key: "repository", id: "ret-repo", label: "Repository (optional)", placeholder: `${ns}/app` },
+              { key: "last", id: "ret-last", label: "Keep last", type: "number", min: 0 },
+              { key: "days", id: "ret-days", label: "Keep days", type: "number", min: 0 },
+            ],
+            "Add policy",
+            async ({ pattern, repository, last, days }) => {
+              await api("POST", `${base}/retention-policies`, {
+                tag_pattern: pattern,
+                repository: repository || null,
+                keep_last: last === "" ? null : Number(last),
+                keep_days: days === "" ? null : Number(days),
+              });
+              announce(`Added a retention policy for ${pattern}.`, "ok");
+              await reload();
+            },
+          ),
+        ),
     ],
     [
       "Webhooks",
       `${base}/webhooks`,
-      (data) =>
-        data.webhooks.length
-          ? table(
-              "Webhooks",
-              ["URL", "Events", "Enabled"],
-              data.webhooks.map((w) =>
-                h("tr", {}, h("td", {}, h("code", {}, w.url)), h("td", {}, w.events.join(", ")), h("td", {}, w.enabled ? "yes" : "no")),
-              ),
-            )
-          : h("p", { class: "muted" }, "No webhooks."),
+      (data, reload) => {
+        const secretBox = h("div", { id: "webhook-secret" });
+        return h(
+          "div",
+          {},
+          secretBox,
+          data.webhooks.length
+            ? table(
+                "Webhooks",
+                ["URL", "Events", "Enabled", ""],
+                data.webhooks.map((w) =>
+                  h(
+                    "tr",
+                    {},
+                    h("td", {}, h("code", {}, w.url)),
+                    h("td", {}, w.events.join(", ")),
+                    h("td", {}, w.enabled ? "yes" : "no"),
+                    h(
+                      "td",
+                      {},
+                      removeButton(`Remove the webhook ${w.url}`, `Remove the webhook to ${w.url}?`, async () => {
+                        await api("DELETE", `${base}/webhooks/${w.id}`);
+                        await reload();
+                      }),
+                    ),
+                  ),
+                ),
+                { class: "webhooks" },
+              )
+            : h("p", { class: "muted" }, "No webhooks."),
+          miniForm(
+            "Add a webhook",
+            [{ key: "url", id: "hook-url", label: "Receiver URL", type: "url", required: true, placeholder: "https://ci.example/hook" }],
+            "Add webhook",
+            async ({ url }) => {
+              const made = await api("POST", `${base}/webhooks`, { url });
+              await reload();
+              if (made.secret) {
+                const box = document.getElementById("webhook-secret");
+                clear(box).appendChild(
+                  h(
+                    "div",
+                    { class: "notice ok secret", role: "alert" },
+                    h("p", {}, "The webhook's signing secret is shown only now: store it safely."),
+                    copyable("Secret", made.secret),
+                  ),
+                );
+              }
+            },
+          ),
+        );
+      },
     ],
   ];
   const boxes = sections.map(([title]) => {

@@ -9,8 +9,11 @@ export function h(tag, attrs, ...children) {
       el.addEventListener(key.slice(2), value);
     } else if (key === "class") {
       el.className = value;
-    } else if (key === "value" || key === "checked") {
-      el[key] = value;
+    } else if (key === "checked") {
+      el.checked = true; // and the default, which form.reset() restores
+      el.defaultChecked = true;
+    } else if (key === "value") {
+      el.value = value;
     } else {
       el.setAttribute(key, value === true ? "" : String(value));
     }
