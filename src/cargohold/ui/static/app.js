@@ -131,14 +131,19 @@ const ROUTES = {
   "/ui/usage": usagePage,
 };
 
+let renders = 0;
+
 async function render() {
+  const token = ++renders;
   announce("");
   const view = ROUTES[location.pathname] || notFoundPage;
   if (view !== loginPage && !session) {
     try {
       session = await api("GET", "/v1/session");
       setCsrf(session.csrf_token);
+      if (token !== renders) return; // navigated again meanwhile
     } catch {
+      if (token !== renders) return;
       session = null;
       const next = location.pathname + location.search;
       history.replaceState(null, "", `/ui/login${query({ next })}`);
@@ -208,7 +213,6 @@ function loginPage() {
 // Repositories: search, filters, sort, pages.
 async function repositoriesPage() {
   const current = params();
-  const namespaces = await api("GET", "/v1/namespaces").catch(() => []);
   const search = h("input", {
     id: "q",
     type: "search",
@@ -219,7 +223,7 @@ async function repositoriesPage() {
     "select",
     { id: "namespace" },
     h("option", { value: "" }, "All namespaces"),
-    namespaces.map((ns) => h("option", { value: ns.name }, ns.name)),
+    current.get("namespace") ? h("option", { value: current.get("namespace") }, current.get("namespace")) : null,
   );
   namespace.value = current.get("namespace") || "";
   const visibility = h(
@@ -247,9 +251,18 @@ async function repositoriesPage() {
     h("div", {}, h("label", { for: "visibility" }, "Visibility"), visibility),
     h("div", {}, h("label", { for: "sort" }, "Sort by"), sort),
   );
+  // The page first, at once: a view must not replace another that was rendered meanwhile.
   page("Repositories", filters, results);
+  api("GET", "/v1/namespaces")
+    .then((namespaces) => {
+      for (const ns of namespaces) {
+        if (ns.name !== current.get("namespace")) namespace.appendChild(h("option", { value: ns.name }, ns.name));
+      }
+    })
+    .catch(() => {});
 
   const load = async (after) => {
+    if (!results.isConnected) return; // another page is shown now
     const state = {
       q: search.value.trim(),
       namespace: namespace.value,
@@ -261,6 +274,7 @@ async function repositoriesPage() {
       "GET",
       `/v1/repositories${query({ ...state, sort: sort.value, limit: 25, after })}`,
     );
+    if (!results.isConnected) return;
     clear(results);
     const rows = data.repositories.map((repo) =>
       h(
@@ -1610,6 +1624,7 @@ async function auditPage() {
   const box = h("div");
   const root = page("Audit log", form, box);
   const load = async () => {
+    if (!box.isConnected) return; // another page is shown now
     const state = {};
     for (const [key] of fields) state[key] = inputs[key].value.trim();
     history.replaceState(null, "", `/ui/audit${query(state)}`);
