@@ -251,6 +251,7 @@ def test_reader_sees_no_management_controls_and_gets_403(browser: Browser, regis
     expect(page.get_by_text("You may: pull.")).to_be_visible()
     assert page.get_by_role("button", name=re.compile("^Delete")).count() == 0
     assert page.get_by_role("link", name=re.compile("^Settings")).count() == 0
+    assert page.get_by_role("link", name="Replication").count() == 0
     page.goto(f"{registry.url}/ui/history?name={REPO}&tag=stable")
     expect(page.locator("table.history tbody tr").first).to_be_visible()
     assert page.get_by_role("button", name=re.compile("^Roll back")).count() == 0
@@ -455,3 +456,17 @@ def test_teams_retention_quota_and_webhooks(admin_page: Page, registry: UiRegist
     page.get_by_role("button", name="Remove the webhook https://ci.example/hook").click()
     page.get_by_role("dialog").get_by_role("button", name="Remove").click()
     expect(page.locator("table.webhooks")).to_have_count(0)
+
+
+def test_replication_page_for_registry_admins(admin_page: Page, registry: UiRegistry):
+    with httpx.Client(base_url=f"{registry.url}/api/v1/replication", auth=ADMIN) as api:
+        endpoint = {"name": "dr-site", "url": "https://registry.dr.example"}
+        assert api.post("/endpoints", json=endpoint).status_code == 201
+        rule = {"name": "to-dr", "endpoint": "dr-site", "direction": "push", "source": "acme/*"}
+        assert api.post("/rules", json=rule).status_code == 201
+    page = admin_page
+    page.goto(f"{registry.url}/ui/")
+    page.get_by_role("link", name="Replication").click()
+    expect(page.locator("table.endpoints")).to_contain_text("https://registry.dr.example")
+    expect(page.locator("table.rules tbody tr")).to_contain_text("acme/*")
+    expect(page.get_by_role("button", name="Run the rule to-dr now")).to_be_visible()

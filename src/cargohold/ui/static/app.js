@@ -91,6 +91,7 @@ function renderNav() {
       h("li", {}, link("/ui/namespaces", "Namespaces")),
       h("li", {}, link("/ui/usage", "Usage")),
       h("li", {}, link("/ui/audit", "Audit log")),
+      session.is_admin ? h("li", {}, link("/ui/replication", "Replication")) : null,
       h(
         "li",
         { class: "who" },
@@ -129,6 +130,7 @@ const ROUTES = {
   "/ui/namespace": namespacePage,
   "/ui/audit": auditPage,
   "/ui/usage": usagePage,
+  "/ui/replication": replicationPage,
 };
 
 let renders = 0;
@@ -1663,6 +1665,81 @@ async function auditPage() {
   }
   await guarded(load);
   return root;
+}
+
+async function replicationPage() {
+  const root = page("Replication");
+  await guarded(async () => {
+    const [endpoints, rules] = await Promise.all([
+      api("GET", "/v1/replication/endpoints"),
+      api("GET", "/v1/replication/rules"),
+    ]);
+    root.appendChild(
+      section(
+        "Remote registries",
+        endpoints.endpoints.length
+          ? table(
+              "Endpoints",
+              ["Name", "URL", "User", "TLS"],
+              endpoints.endpoints.map((e) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, e.name),
+                  h("td", {}, h("code", {}, e.url)),
+                  h("td", {}, e.username || "–"),
+                  h("td", {}, e.insecure ? "not verified" : "verified"),
+                ),
+              ),
+              { class: "endpoints" },
+            )
+          : h("p", { class: "muted" }, "No endpoints."),
+      ),
+    );
+    root.appendChild(
+      section(
+        "Rules",
+        rules.rules.length
+          ? table(
+              "Replication rules",
+              ["Name", "Direction", "Endpoint", "Repositories", "Tags", "Trigger", "Last run", ""],
+              rules.rules.map((r) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, r.name, r.enabled ? null : h("div", { class: "muted" }, "disabled")),
+                  h("td", {}, r.direction),
+                  h("td", {}, r.endpoint),
+                  h("td", {}, h("code", {}, r.source)),
+                  h("td", {}, h("code", {}, r.tags)),
+                  h("td", {}, r.trigger === "schedule" ? `every ${r.interval_minutes} min` : r.trigger),
+                  h("td", {}, r.last_run_at ? `${when(r.last_run_at)} (${r.last_status || "?"})` : "never"),
+                  h(
+                    "td",
+                    {},
+                    h(
+                      "button",
+                      {
+                        type: "button",
+                        class: "small",
+                        "aria-label": `Run the rule ${r.name} now`,
+                        onclick: () =>
+                          guarded(async () => {
+                            const run = await api("POST", `/v1/replication/rules/${r.id}/run`);
+                            announce(`Queued execution ${run.id} of ${r.name}.`, "ok");
+                          }),
+                      },
+                      "Run now",
+                    ),
+                  ),
+                ),
+              ),
+              { class: "rules" },
+            )
+          : h("p", { class: "muted" }, "No rules."),
+      ),
+    );
+  });
 }
 
 async function usagePage() {
