@@ -1713,7 +1713,7 @@ async function replicationPage() {
                   h("td", {}, h("code", {}, r.source)),
                   h("td", {}, h("code", {}, r.tags)),
                   h("td", {}, r.trigger === "schedule" ? `every ${r.interval_minutes} min` : r.trigger),
-                  h("td", {}, r.last_run_at ? `${when(r.last_run_at)} (${r.last_status || "?"})` : "never"),
+                  h("td", {}, r.last_run_at ? [when(r.last_run_at), ` (${r.last_status || "?"})`] : "never"),
                   h(
                     "td",
                     {},

@@ -62,11 +62,18 @@ export function bytes(n) {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-export function when(iso) {
+export function whenText(iso) {
   if (!iso) return "–";
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
   return date.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+// A time as a <time> element: minutes shown, seconds in its title.
+export function when(iso) {
+  const full = whenText(iso);
+  if (!iso || full === String(iso)) return full;
+  return h("time", { datetime: String(iso), title: full }, `${full.slice(0, 16)} UTC`);
 }
 
 export function shortDigest(digest) {
