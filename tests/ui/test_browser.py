@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -470,3 +471,20 @@ def test_replication_page_for_registry_admins(admin_page: Page, registry: UiRegi
     expect(page.locator("table.endpoints")).to_contain_text("https://registry.dr.example")
     expect(page.locator("table.rules tbody tr")).to_contain_text("acme/*")
     expect(page.get_by_role("button", name="Run the rule to-dr now")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "/\\evil.example/x", "https://evil.example/"]
+)
+def test_sign_in_never_redirects_to_another_site(
+    browser: Browser, registry: UiRegistry, target: str
+):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{registry.url}/ui/login?{urlencode({'next': target})}")
+    page.get_by_label("User name").fill(READER[0])
+    page.get_by_label("Password").fill(READER[1])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
+    assert page.url.startswith(registry.url)
+    context.close()

@@ -56,12 +56,14 @@ def test_sign_in_sets_a_strict_http_only_cookie(server: LiveRegistry):
     assert "max-age=1800" in lowered
 
 
-def test_the_cookie_authenticates_reads_and_is_renewed(server: LiveRegistry):
+def test_the_cookie_authenticates_reads(server: LiveRegistry):
     client, csrf = sign_in(server, USER)
     with closing(client):
         me = client.get("/api/v1/users/me")
         assert me.status_code == 200 and me.json()["name"] == USER[0]
-        assert COOKIE in me.headers.get("set-cookie", "")  # a fresh idle timeout
+        # A fresh cookie is not renewed (a request sent before signing out must not bring
+        # the session back); one a minute old is.
+        assert COOKIE not in me.headers.get("set-cookie", "")
         session = client.get("/api/v1/session")
         assert session.json()["csrf_token"] == csrf
 
@@ -136,6 +138,24 @@ def test_sessions_expire_when_idle(tmp_path: Path):
     now = time.time()
     assert sessions.open(cookie, now + 30) == Session("uma", "csrf")
     assert sessions.open(cookie, now + 120) is None
+    assert not sessions.stale(cookie, now + 1)
+    assert sessions.stale(cookie, now + 7)  # a tenth of the idle timeout
+    assert not sessions.stale("not a token")
     other = Sessions(b"x" * 32, idle_seconds=60)
     assert other.open(cookie) is None  # another key: forged
     assert sessions.open("not a token") is None
+
+
+def test_an_old_cookie_is_renewed(server: LiveRegistry):
+    key = (server.data_dir / "keys" / "secrets.key").read_bytes().strip()
+    sessions = Sessions(key, idle_seconds=30 * 60)
+    # Sealed two minutes ago (Fernet tokens carry their time): still valid, due a renewal.
+    old = sessions._fernet.encrypt_at_time(
+        b'{"u": "uma", "c": "csrf"}', int(time.time()) - 120
+    ).decode()
+    assert sessions.open(old) == Session("uma", "csrf")
+    response = httpx.get(f"{server.url}/api/v1/users/me", cookies={COOKIE: old})
+    assert response.status_code == 200
+    renewed = response.headers["set-cookie"]
+    assert renewed.startswith(f"{COOKIE}=") and "max-age=1800" in renewed.lower()
+    assert renewed.split(";")[0] != f"{COOKIE}={old}"

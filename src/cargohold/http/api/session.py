@@ -6,7 +6,7 @@ endpoint) sets the session cookie:
 HttpOnly, SameSite=Strict, Path=/. The cookie is an encrypted, authenticated token (Fernet,
 with a key derived from the registry's secrets key, so every replica reads it) naming the
 user and the session's CSRF token. It expires after `session_idle_minutes` without a
-request: every request that it authenticates renews it.
+request: a request that it authenticates renews it once it is a minute old.
 
 Requests authenticated by the cookie that change something (POST, PUT, PATCH, DELETE)
 must repeat the CSRF token in the `X-CSRF-Token` header, else 403: another site can make
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,17 @@ class Sessions:
     def seal(self, session: Session) -> str:
         payload = json.dumps({"u": session.user, "c": session.csrf}).encode()
         return self._fernet.encrypt(payload).decode("ascii")
+
+    def stale(self, cookie: str, now: float | None = None) -> bool:
+        """Whether a valid cookie is old enough to renew: a minute old, or a tenth of the
+        idle timeout if that is shorter. Fresh cookies are not renewed, so a response to a
+        request sent just before signing out does not bring the session back."""
+        try:
+            issued = self._fernet.extract_timestamp(cookie.encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
+            return False
+        age = (time.time() if now is None else now) - issued
+        return age >= min(60, self.idle_seconds / 10)
 
     def open(self, cookie: str, now: float | None = None) -> Session | None:
         """The session, or None if the cookie is forged, damaged or idle for too long."""
@@ -105,7 +117,8 @@ def cookie_principal(request: Request, authenticator: Authenticator) -> Principa
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
             raise denied("a change made with a session cookie needs its X-CSRF-Token header")
-    request.scope.setdefault("state", {})["renew_session"] = sessions.seal(session)
+    if sessions.stale(cookie):
+        request.scope.setdefault("state", {})["renew_session"] = sessions.seal(session)
     return principal
 
 

@@ -14,7 +14,24 @@ export function setCsrf(token) {
   csrfToken = token;
 }
 
+const inFlight = new Set();
+
+// Settles when every request sent so far has been answered.
+export async function settled() {
+  await Promise.allSettled([...inFlight]);
+}
+
 export async function api(method, path, body, extraHeaders = {}) {
+  const request = send(method, path, body, extraHeaders);
+  inFlight.add(request);
+  try {
+    return await request;
+  } finally {
+    inFlight.delete(request);
+  }
+}
+
+async function send(method, path, body, extraHeaders) {
   const headers = { "X-Cargohold-UI": "1", Accept: "application/json", ...extraHeaders };
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -1,5 +1,5 @@
 // The cargohold web UI: a single-page app over the admin API (/api/v1/...).
-import { api, ApiError, basicAuth, query, repoPath, setCsrf } from "./api.js";
+import { api, ApiError, basicAuth, query, repoPath, setCsrf, settled } from "./api.js";
 import { barChart, columnChart } from "./charts.js";
 import {
   bytes,
@@ -103,6 +103,7 @@ function renderNav() {
 }
 
 async function signOut() {
+  await settled(); // no answer to an earlier request may renew the cookie afterwards
   try {
     await api("DELETE", "/v1/session");
   } catch {
@@ -164,6 +165,20 @@ function notFoundPage() {
   page("Page not found", h("p", {}, link("/ui/", "Back to the repositories")));
 }
 
+// Where to go after signing in: a page of this UI only (never another origin).
+function safeNext(next) {
+  if (!next) return "/ui/";
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin && (url.pathname === "/" || url.pathname.startsWith("/ui"))) {
+      return url.pathname + url.search;
+    }
+  } catch {
+    // not a URL
+  }
+  return "/ui/";
+}
+
 function loginPage() {
   const error = h("div", { role: "alert" });
   const username = h("input", {
@@ -200,10 +215,7 @@ function loginPage() {
         basicAuth(username.value, password.value),
       );
       setCsrf(session.csrf_token);
-      const next = params().get("next");
-      navigate(next && next.startsWith("/") && !next.startsWith("//") ? next : "/ui/", {
-        replace: true,
-      });
+      navigate(safeNext(params().get("next")), { replace: true });
     } catch (failure) {
       error.appendChild(h("p", { class: "notice error" }, failure.message));
     }
