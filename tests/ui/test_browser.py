@@ -371,6 +371,9 @@ def test_a_multi_platform_index(admin_page: Page, registry: UiRegistry):
     platforms.locator("tbody tr", has_text="linux/arm64").get_by_role("link").click()
     expect(page.locator("table.layers tbody tr")).to_have_count(2)
     expect(page.get_by_text("linux/arm64")).to_be_visible()
+    page.goto(f"{registry.url}/ui/vulnerabilities?name={REPO}&ref=multi")
+    expect(page.get_by_role("img", name="Findings by severity")).to_be_visible()
+    expect(page.get_by_text("0 of 0 findings")).to_be_visible()
 
 
 def test_keyboard_only_sign_in(browser: Browser, registry: UiRegistry):

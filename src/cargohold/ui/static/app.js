@@ -772,6 +772,7 @@ async function vulnerabilitiesPage() {
       ),
     );
     const findings = [];
+    const multi = (report.images || []).length > 1; // an index: say which platform
     for (const image of report.images || []) {
       for (const finding of image.findings || []) findings.push({ ...finding, platform: image.platform });
     }
@@ -812,6 +813,7 @@ async function vulnerabilitiesPage() {
             h("td", {}, f.installed_version),
             h("td", {}, (f.fixed_versions || []).join(", ") || "–"),
             h("td", {}, f.ecosystem),
+            multi ? h("td", {}, f.platform || "–") : null,
             h("td", {}, f.summary || ""),
           ),
         );
@@ -821,7 +823,7 @@ async function vulnerabilitiesPage() {
         box.appendChild(
           table(
             "Findings",
-            ["Severity", "Advisory", "Package", "Installed", "Fixed in", "Ecosystem", "Summary"],
+            ["Severity", "Advisory", "Package", "Installed", "Fixed in", "Ecosystem", ...(multi ? ["Platform"] : []), "Summary"],
             rows,
             { class: "findings" },
           ),
