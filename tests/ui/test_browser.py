@@ -5,6 +5,7 @@ strings rendered as text, and a reader's view without management controls."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -12,6 +13,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.scan.test_scan_on_push import wait_for
+
+from cargohold.storage.meta import ChangeOrigin, SqlMetadataStore
+from cargohold.storage.meta.sqlbase import create_sql_engine
 
 from .conftest import ADMIN, READER, REPO, XSS, UiRegistry, screenshots_dir
 
@@ -491,3 +495,43 @@ def test_sign_in_never_redirects_to_another_site(
     expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
     assert page.url.startswith(registry.url)
     context.close()
+
+
+def test_a_repository_with_5000_tags_paginates(admin_page: Page, registry: UiRegistry):
+    many = "acme/many"
+    made = httpx.put(
+        f"{registry.url}/api/v1/repositories/{many}/tags/t0000",
+        json={"source": f"{REPO}:1.0"},
+        auth=ADMIN,
+    )
+    assert made.status_code == 200, made.text
+    # The other 4,999 straight into the metadata store: 5,000 pushes would take minutes.
+    engine = create_sql_engine(f"sqlite:///{registry.data_dir / 'meta.db'}")
+    try:
+        meta = SqlMetadataStore(engine)
+        origin = ChangeOrigin("admin", "retag")
+        started = time.monotonic()
+        for number in range(1, 5000):
+            meta.tag_manifest(many, f"t{number:04}", registry.app_digest, origin)
+        print(f"5000 tags in {time.monotonic() - started:.1f} s")
+    finally:
+        engine.dispose()
+    page = admin_page
+    started = time.monotonic()
+    page.goto(f"{registry.url}/ui/repository?name={many}")
+    tags = page.locator("table.tags tbody tr")
+    expect(tags).to_have_count(50)
+    expect(tags.first).to_contain_text("t0000")
+    assert time.monotonic() - started < 5
+    for _ in range(3):
+        page.get_by_role("button", name="Next page").click()
+    expect(page.locator("table.tags caption")).to_contain_text("page 4")
+    expect(tags.first).to_contain_text("t0150")
+    page.get_by_role("button", name="Previous page").click()
+    expect(tags.first).to_contain_text("t0100")
+    last = httpx.get(
+        f"{registry.url}/api/v1/repositories/{many}/tag-details",
+        params={"n": 50, "last": "t4949"},
+        auth=ADMIN,
+    ).json()
+    assert [t["name"] for t in last["tags"]][-1] == "t4999" and last["next"] is None
