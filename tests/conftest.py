@@ -80,7 +80,15 @@ class LiveRegistry:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so kill() can take the worker processes down too
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            # Close what a failed start holds, or a later test reports the open file.
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self._log.close()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30

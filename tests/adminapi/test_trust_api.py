@@ -8,6 +8,7 @@ from tests.api.oci import push_image
 from tests.signatures.signer import KeyPair
 
 from .conftest import Api, expect
+from .test_retention_api import audit_events
 from .test_tags_api import crew, v2
 
 
@@ -80,8 +81,8 @@ def test_a_promotion_passes_the_gates_or_is_refused_with_every_verdict(api: Api)
     with v2(api, prod.reader) as http:
         pulled = http.get(f"/v2/{prod.org}/app/manifests/1.4", headers={"Accept": image.media_type})
         assert pulled.status_code == 200 and pulled.content == image.body
-    audit = expect(api.call("GET", "/v1/audit", api.admin, params={"action": "promote"}), 200)
-    assert any(e["target"] == f"{prod.org}/app:1.4" for e in audit)
+    promoted_events = audit_events(api, api.admin, f"{prod.org}/app:1.4", "promote")
+    assert [e["actor"] for e in promoted_events] == [dev.writer[0]]
 
     expect(api.call("DELETE", gates, prod.admin), 204)
     bad = {"source": f"{dev.org}/app@sha256:{'0' * 64}", "target": f"{prod.org}/app"}
