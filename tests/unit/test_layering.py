@@ -1,4 +1,6 @@
-"""The core and the stores know nothing of HTTP: only http/ and server.py import it."""
+"""The core and the stores know nothing of serving HTTP: only http/ and server.py import
+a web framework or server. Talking to other systems over HTTP (httpx: upstream registries,
+replication destinations, webhook receivers) is not serving it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 import cargohold
 
 PACKAGE = Path(cargohold.__file__).parent
-HTTP_LIBRARIES = {"starlette", "fastapi", "uvicorn", "httpx", "h11", "httptools"}
+HTTP_LIBRARIES = {"starlette", "fastapi", "uvicorn", "h11", "httptools"}
 ALLOWED = {PACKAGE / "server.py"}
 
 

@@ -40,8 +40,9 @@ from cargohold.http.errors import (
 )
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
+from cargohold.http.mirror import MirrorMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
-from cargohold.proxy.wiring import MirrorMiddleware, open_proxy
+from cargohold.proxy.wiring import open_proxy
 from cargohold.pull_guards import PullGuards
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
 from cargohold.scan.queue import QueueStats, ScanQueue
