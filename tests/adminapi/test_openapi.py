@@ -69,7 +69,7 @@ PATHS = {
     "/v1/session": {"get", "post", "delete"},
     "/v1/namespaces": {"get"},
     "/v1/repositories": {"get"},
-    "/v1/repositories/{name}/manifests/{reference}": {"get"},
+    "/v1/repositories/{name}/manifests/{reference}": {"get", "delete"},
     "/v1/repositories/{name}/access": {"get"},
     "/v1/repositories/{name}/sbom/{reference}": {"get"},
     "/v1/repositories/{name}/tag-details": {"get"},

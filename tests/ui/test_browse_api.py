@@ -143,3 +143,14 @@ def test_pagination_of_repositories(api: httpx.Client, registry: UiRegistry):
     assert second["next"] is None and second["total"] == 2
     deleted = api.delete("/repositories/acme/zeta/tags/1.0", auth=ADMIN)
     assert deleted.status_code == 204
+
+
+def test_deleting_a_manifest_needs_delete_and_a_digest(api: httpx.Client, registry: UiRegistry):
+    made = api.put("/repositories/acme/gone/tags/x", json={"source": f"{REPO}:1.0"}, auth=ADMIN)
+    assert made.status_code == 200, made.text
+    digest = registry.app_digest
+    assert api.delete(f"/repositories/acme/gone/manifests/{digest}", auth=READER).status_code == 403
+    assert api.delete("/repositories/acme/gone/manifests/x", auth=ADMIN).status_code == 400
+    assert api.delete(f"/repositories/acme/gone/manifests/{digest}", auth=ADMIN).status_code == 204
+    assert api.get("/repositories/acme/gone/tags/x", auth=ADMIN).status_code == 404
+    assert api.delete(f"/repositories/acme/gone/manifests/{digest}", auth=ADMIN).status_code == 404

@@ -257,6 +257,9 @@ def test_reader_sees_no_management_controls_and_gets_403(browser: Browser, regis
     assert page.get_by_role("button", name=re.compile("^Delete")).count() == 0
     assert page.get_by_role("link", name=re.compile("^Settings")).count() == 0
     assert page.get_by_role("link", name="Replication").count() == 0
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=1.0")
+    expect(page.locator("table.layers")).to_be_visible()
+    assert page.get_by_role("button", name="Delete manifest").count() == 0
     page.goto(f"{registry.url}/ui/history?name={REPO}&tag=stable")
     expect(page.locator("table.history tbody tr").first).to_be_visible()
     assert page.get_by_role("button", name=re.compile("^Roll back")).count() == 0
@@ -327,6 +330,23 @@ def test_delete_a_tag_after_confirmation(admin_page: Page, registry: UiRegistry)
     expect(page.get_by_role("status")).to_contain_text("Deleted the tag doomed")
     expect(page.get_by_role("link", name="doomed", exact=True)).to_have_count(0)
     gone = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/tags/doomed", auth=ADMIN)
+    assert gone.status_code == 404
+
+
+def test_delete_a_manifest_after_confirmation(admin_page: Page, registry: UiRegistry):
+    digest = registry.stable_now  # untagged since the rollback of stable
+    made = httpx.put(
+        f"{registry.url}/api/v1/repositories/{REPO}/tags/old", json={"source": digest}, auth=ADMIN
+    )
+    assert made.status_code == 200, made.text
+    page = admin_page
+    page.goto(f"{registry.url}/ui/manifest?name={REPO}&ref=old")
+    page.get_by_role("button", name="Delete manifest").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete manifest").click()
+    expect(page.get_by_role("heading", name=REPO, exact=True)).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Deleted the manifest")
+    expect(page.get_by_role("link", name="old", exact=True)).to_have_count(0)
+    gone = httpx.get(f"{registry.url}/api/v1/repositories/{REPO}/manifests/{digest}", auth=ADMIN)
     assert gone.status_code == 404
 
 

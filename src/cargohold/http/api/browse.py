@@ -14,12 +14,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cargohold.auth.policy import AccessPolicy
-from cargohold.auth.roles import PULL
+from cargohold.auth.roles import DELETE, PULL
 from cargohold.auth.store import AuthStore
+from cargohold.digest import Digest, is_digest_like
 from cargohold.errors import RegistryError
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
@@ -30,6 +31,7 @@ from cargohold.http.api.deps import (
     can_see_namespace,
     error_doc,
     is_namespace_admin,
+    log_change,
 )
 from cargohold.http.api.errors import ApiError
 from cargohold.http.api.schemas import ScanSummary
@@ -588,3 +590,32 @@ def tag_details(
             )
         )
     return TagDetailList(tags=tags, next=page[-1].name if len(records) > n else None)
+
+
+@router.delete(
+    "/repositories/{name:path}/manifests/{reference}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a manifest, by digest, and every tag that names it (delete)",
+    description="The tags' history records the deletion, so they can be rolled back while "
+    "the manifest's blobs are kept (garbage collection's grace period). A tag that an "
+    "immutable-tag rule protects blocks it (403 DENIED naming the rule).",
+    responses={
+        400: error_doc("an invalid repository name or digest (a tag is not accepted)"),
+        404: error_doc("no such repository or manifest"),
+    },
+)
+def delete_manifest(
+    request: Request,
+    name: Annotated[str, Path(description="the repository, slashes and all: team/app")],
+    reference: Annotated[str, Path(description="the manifest's digest")],
+    principal: AnyCaller,
+    registry: RegistryDep,
+) -> Response:
+    _check(request, principal, name, DELETE, f"deleting manifests of {name}")
+    if not is_digest_like(reference):
+        raise ApiError(400, "DIGEST_INVALID", "give a manifest digest; delete tags on .../tags")
+    digest = str(Digest.parse(reference))
+    registry.manifests.delete(name, digest, principal.name)
+    log_change(request, principal, "manifest_delete", name, digest=digest)
+    return Response(status_code=204)

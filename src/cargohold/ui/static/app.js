@@ -593,6 +593,32 @@ async function manifestPage() {
         ref.includes(":") ? null : [" · ", link(`/ui/history${query({ name, tag: ref })}`, "Tag history")],
       ),
     );
+    const access = await repositoryAccess(name);
+    if (access.actions.includes("delete")) {
+      root.appendChild(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger",
+            onclick: () =>
+              guarded(async () => {
+                const ok = await confirmDialog(
+                  "Delete manifest",
+                  `Delete ${shortDigest(m.digest)} from ${name}, and every tag that names it? ` +
+                    "The tags' history keeps the change.",
+                  "Delete manifest",
+                );
+                if (!ok) return;
+                await api("DELETE", `/v1/repositories/${repoPath(name)}/manifests/${encodeURIComponent(m.digest)}`);
+                navigate(`/ui/repository${query({ name })}`);
+                announce(`Deleted the manifest ${shortDigest(m.digest)}.`, "ok");
+              }),
+          },
+          "Delete manifest",
+        ),
+      );
+    }
     const pulls = h("div", { class: "pulls" });
     if (!ref.includes(":")) pulls.appendChild(copyable("Pull by tag", `docker pull ${host}/${name}:${ref}`));
     pulls.appendChild(copyable("Pull by digest", `docker pull ${host}/${name}@${m.digest}`));
