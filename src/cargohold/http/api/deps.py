@@ -232,6 +232,16 @@ def can_see_namespace(store: AuthStore, principal: Principal, namespace: Namespa
     return namespace.name in store.namespaces_of_user(principal.user_id)
 
 
+def visible_namespace(store: AuthStore, principal: Principal, ns: str) -> NamespaceRecord:
+    """The namespace, if the caller may see it; a private one the caller has no part in is
+    reported as missing (404), like one that does not exist."""
+    check_name(ns, "namespace", 255)
+    record = store.namespace(ns)
+    if record is None or not can_see_namespace(store, principal, record):
+        raise not_found(f"no namespace {ns!r}")
+    return record
+
+
 def self_or_admin(principal: Principal, user: str) -> None:
     if principal.name != user and not principal.is_admin:
         raise denied(f"only {user} or a registry admin may manage {user}'s tokens")

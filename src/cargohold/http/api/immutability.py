@@ -19,12 +19,11 @@ from cargohold.http.api.deps import (
     Caller,
     RegistryDep,
     Store,
-    can_see_namespace,
-    check_name,
     check_repository,
     error_doc,
     log_change,
     namespace_admin,
+    visible_namespace,
 )
 from cargohold.http.api.errors import not_found
 from cargohold.http.api.schemas import ImmutableRule, ImmutableRuleCreate, ImmutableRuleList
@@ -63,11 +62,7 @@ def rule_out(rule: RuleRecord) -> ImmutableRule:
 def list_rules(
     ns: str, principal: AnyCaller, store: Store, registry: RegistryDep
 ) -> ImmutableRuleList:
-    check_name(ns, "namespace", 255)
-    record = store.namespace(ns)
-    # A private namespace the caller has no part in is reported as missing.
-    if record is None or not can_see_namespace(store, principal, record):
-        raise not_found(f"no namespace {ns!r}")
+    visible_namespace(store, principal, ns)
     return ImmutableRuleList(rules=[rule_out(rule) for rule in registry.tags.rules(ns)])
 
 

@@ -39,12 +39,11 @@ from cargohold.http.api.deps import (
     Caller,
     RegistryDep,
     Store,
-    can_see_namespace,
-    check_name,
     check_repository,
     error_doc,
     log_change,
     namespace_admin,
+    visible_namespace,
 )
 from cargohold.http.api.errors import ApiError, not_found
 from cargohold.http.api.schemas import Body
@@ -175,11 +174,7 @@ def _service(registry: RegistryDep, store: Store) -> RetentionService:
 def list_policies(
     ns: str, principal: AnyCaller, store: Store, registry: RegistryDep
 ) -> RetentionPolicyList:
-    check_name(ns, "namespace", 255)
-    record = store.namespace(ns)
-    # A private namespace the caller has no part in is reported as missing.
-    if record is None or not can_see_namespace(store, principal, record):
-        raise not_found(f"no namespace {ns!r}")
+    visible_namespace(store, principal, ns)
     policies = _service(registry, store).policies(ns)
     return RetentionPolicyList(policies=[policy_out(p) for p in policies])
 

@@ -29,11 +29,10 @@ from cargohold.http.api.deps import (
     AnyCaller,
     Caller,
     Store,
-    can_see_namespace,
-    check_name,
     error_doc,
     log_change,
     namespace_admin,
+    visible_namespace,
 )
 from cargohold.http.api.errors import ApiError, not_found
 from cargohold.http.api.schemas import Body
@@ -111,14 +110,6 @@ def _store(store: Store) -> ScanPolicyStore:
     return ScanPolicyStore(store.engine)
 
 
-def _visible(ns: str, principal: AnyCaller, store: Store) -> None:
-    check_name(ns, "namespace", 255)
-    record = store.namespace(ns)
-    # A private namespace the caller has no part in is reported as missing.
-    if record is None or not can_see_namespace(store, principal, record):
-        raise not_found(f"no namespace {ns!r}")
-
-
 def policy_out(policy: PolicyRecord) -> ScanPolicy:
     return ScanPolicy(
         namespace=policy.namespace,
@@ -143,7 +134,7 @@ def _invalid(exc: ScanPolicyInvalid | NameInvalid) -> ApiError:
     summary="The namespace's scan pull policy (anyone who can see it); 404 when it has none",
 )
 def get_policy(ns: str, principal: AnyCaller, store: Store) -> ScanPolicy:
-    _visible(ns, principal, store)
+    visible_namespace(store, principal, ns)
     policy = _store(store).get(ns)
     if policy is None:
         raise not_found(f"namespace {ns} has no scan policy: every pull is allowed")
@@ -194,7 +185,7 @@ def remove_policy(request: Request, ns: str, principal: Caller, store: Store) ->
     summary="The namespace's exceptions to its scan policy (anyone who can see it)",
 )
 def list_allowlist(ns: str, principal: AnyCaller, store: Store) -> AllowList:
-    _visible(ns, principal, store)
+    visible_namespace(store, principal, ns)
     now = datetime.now(UTC)
     return AllowList(entries=[entry_out(e, now) for e in _store(store).allowlist(ns)])
 

@@ -33,12 +33,11 @@ from cargohold.http.api.deps import (
     Caller,
     RegistryDep,
     Store,
-    can_see_namespace,
-    check_name,
     error_doc,
     log_change,
     namespace_admin,
     require_access,
+    visible_namespace,
 )
 from cargohold.http.api.errors import ApiError, not_found
 from cargohold.http.api.schemas import Body
@@ -124,13 +123,6 @@ class PromotionOut(BaseModel):
     gates: list[GateVerdict]
 
 
-def _visible(store: Store, principal: AnyCaller, ns: str) -> None:
-    check_name(ns, "namespace", 255)
-    record = store.namespace(ns)
-    if record is None or not can_see_namespace(store, principal, record):
-        raise not_found(f"no namespace {ns!r}")
-
-
 def _key_out(record: KeyRecord) -> TrustedKey:
     return TrustedKey(
         name=record.name,
@@ -155,7 +147,7 @@ def _gates_out(gates: Gates) -> PromotionGatesOut:
 # -- keys
 @router.get("/v1/namespaces/{ns}/keys", response_model=TrustedKeyList, summary="Trusted keys")
 def list_keys(ns: str, principal: AnyCaller, store: Store) -> TrustedKeyList:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     return TrustedKeyList(keys=[_key_out(k) for k in SignatureStore(store.engine).keys(ns)])
 
 
@@ -203,7 +195,7 @@ def remove_key(
     summary="Whether pulls need a signature by a trusted key",
 )
 def get_signature_policy(ns: str, principal: AnyCaller, store: Store) -> SignaturePolicy:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     required = SignatureStore(store.engine).signatures_required(ns)
     return SignaturePolicy(namespace=ns, required=required)
 
@@ -250,7 +242,7 @@ def drop_signature_policy(request: Request, ns: str, principal: Caller, store: S
     summary="What an image must satisfy to be promoted into the namespace",
 )
 def get_gates(ns: str, principal: AnyCaller, store: Store) -> PromotionGatesOut:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     gates = SignatureStore(store.engine).gates(ns)
     if gates is None:
         raise not_found(f"namespace {ns} has no promotion gates: every promotion passes")

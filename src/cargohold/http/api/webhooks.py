@@ -18,7 +18,7 @@ import secrets
 import time
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -32,11 +32,10 @@ from cargohold.http.api.deps import (
     AnyCaller,
     Caller,
     Store,
-    can_see_namespace,
-    check_name,
     error_doc,
     log_change,
     namespace_admin,
+    visible_namespace,
 )
 from cargohold.http.api.errors import ApiError, not_found
 from cargohold.http.api.schemas import Body
@@ -228,14 +227,6 @@ def delivery_out(record: Delivery) -> WebhookDelivery:
     return WebhookDelivery.model_validate(record.to_dict())
 
 
-def _visible(store: Store, principal: Any, ns: str) -> None:
-    check_name(ns, "namespace", 255)
-    record = store.namespace(ns)
-    # A private namespace the caller has no part in is reported as missing.
-    if record is None or not can_see_namespace(store, principal, record):
-        raise not_found(f"no namespace {ns!r}")
-
-
 def _webhook(webhooks: WebhookStore, ns: str, webhook_id: int) -> WebhookRecord:
     found = webhooks.get(ns, webhook_id)
     if found is None:
@@ -245,7 +236,7 @@ def _webhook(webhooks: WebhookStore, ns: str, webhook_id: int) -> WebhookRecord:
 
 @router.get("", response_model=WebhookList, summary="Webhooks of a namespace (its readers)")
 def list_webhooks(ns: str, principal: AnyCaller, store: Store) -> WebhookList:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     return WebhookList(webhooks=[webhook_out(w) for w in WebhookStore(store.engine).list(ns)])
 
 
@@ -278,7 +269,7 @@ def add_webhook(
 
 @router.get("/{webhook_id}", response_model=Webhook, summary="One webhook (its readers)")
 def get_webhook(ns: str, webhook_id: WebhookId, principal: AnyCaller, store: Store) -> Webhook:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     return webhook_out(_webhook(WebhookStore(store.engine), ns, webhook_id))
 
 
@@ -342,7 +333,7 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     state: Annotated[str | None, Query(description=f"only one of {list(STATES)}")] = None,
 ) -> DeliveryList:
-    _visible(store, principal, ns)
+    visible_namespace(store, principal, ns)
     webhooks = WebhookStore(store.engine)
     _webhook(webhooks, ns, webhook_id)
     if state is not None and state not in STATES:
