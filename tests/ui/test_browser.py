@@ -73,6 +73,12 @@ def test_sign_in_lists_repositories_with_search(admin_page: Page, registry: UiRe
     expect(page.get_by_text("No repositories match.")).to_be_visible()
     page.get_by_label("Visibility", exact=True).select_option("")
     expect(rows.filter(has_text=REPO)).to_have_count(1)
+    page.get_by_label("Size").select_option(str(1024**3))
+    expect(page.get_by_text("No repositories match.")).to_be_visible()
+    assert f"min_bytes={1024**3}" in page.url
+    page.get_by_label("Size").select_option("")
+    page.get_by_label("Last push").select_option("1")
+    expect(rows.filter(has_text=REPO)).to_have_count(1)
 
 
 def test_repository_page_shows_tags_scans_and_pull_command(admin_page: Page, registry: UiRegistry):

@@ -162,6 +162,10 @@ def _config_summary(data: Any) -> ConfigSummary:
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _visibility(store: AuthStore, repository: str) -> bool:
     namespace, override = store.visibility(repository)
     return override if override is not None else bool(namespace and namespace.public)
@@ -201,6 +205,12 @@ def list_repositories(
     namespace: Annotated[str | None, Query(max_length=255, description="one namespace")] = None,
     q: Annotated[str | None, Query(max_length=255, description="a part of the name")] = None,
     visibility: Annotated[Literal["public", "private"] | None, Query()] = None,
+    pushed_within_days: Annotated[
+        int | None, Query(ge=1, le=36500, description="a tag changed in the last N days")
+    ] = None,
+    min_bytes: Annotated[
+        int | None, Query(ge=0, description="storing at least this many bytes")
+    ] = None,
     sort: Annotated[
         Literal["name", "size", "pushed"], Query(description="pushed: latest first")
     ] = "name",
@@ -226,9 +236,15 @@ def list_repositories(
         events = registry.meta.tag_history(name, limit=1)
         return events[0] if events else None
 
+    if min_bytes is not None:
+        rows = [row for row in rows if row.stored_bytes >= min_bytes]
     changes: dict[str, Any] = {}
-    if sort == "pushed":
+    if sort == "pushed" or pushed_within_days is not None:
         changes = {row.name: last_change(row.name) for row in rows}
+    if pushed_within_days is not None:
+        since = datetime.now(UTC) - timedelta(days=pushed_within_days)
+        rows = [row for row in rows if changes[row.name] and _utc(changes[row.name].at) >= since]
+    if sort == "pushed":
         rows.sort(
             key=lambda row: changes[row.name].at.timestamp() if changes[row.name] else 0.0,
             reverse=True,

@@ -256,6 +256,29 @@ async function repositoriesPage() {
     h("option", { value: "size" }, "Size"),
   );
   sort.value = current.get("sort") || "name";
+  const pushed = h(
+    "select",
+    { id: "pushed" },
+    h("option", { value: "" }, "Any time"),
+    [
+      ["1", "Last day"],
+      ["7", "Last 7 days"],
+      ["30", "Last 30 days"],
+      ["365", "Last year"],
+    ].map(([value, text]) => h("option", { value }, text)),
+  );
+  pushed.value = current.get("pushed_within_days") || "";
+  const size = h(
+    "select",
+    { id: "size" },
+    h("option", { value: "" }, "Any size"),
+    [
+      [String(1024 ** 2), "1 MiB or more"],
+      [String(100 * 1024 ** 2), "100 MiB or more"],
+      [String(1024 ** 3), "1 GiB or more"],
+    ].map(([value, text]) => h("option", { value }, text)),
+  );
+  size.value = current.get("min_bytes") || "";
   const results = h("div", { id: "results" });
   const filters = h(
     "form",
@@ -263,6 +286,8 @@ async function repositoriesPage() {
     h("div", {}, h("label", { for: "q" }, "Search"), search),
     h("div", {}, h("label", { for: "namespace" }, "Namespace"), namespace),
     h("div", {}, h("label", { for: "visibility" }, "Visibility"), visibility),
+    h("div", {}, h("label", { for: "pushed" }, "Last push"), pushed),
+    h("div", {}, h("label", { for: "size" }, "Size"), size),
     h("div", {}, h("label", { for: "sort" }, "Sort by"), sort),
   );
   // The page first, at once: a view must not replace another that was rendered meanwhile.
@@ -281,6 +306,8 @@ async function repositoriesPage() {
       q: search.value.trim(),
       namespace: namespace.value,
       visibility: visibility.value,
+      pushed_within_days: pushed.value,
+      min_bytes: size.value,
       sort: sort.value === "name" ? "" : sort.value,
     };
     history.replaceState(null, "", `/ui/${query(state)}`);
@@ -335,7 +362,7 @@ async function repositoriesPage() {
     clearTimeout(timer);
     timer = setTimeout(reload, 250);
   });
-  for (const control of [namespace, visibility, sort]) control.addEventListener("change", reload);
+  for (const control of [namespace, visibility, pushed, size, sort]) control.addEventListener("change", reload);
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
     reload();
