@@ -468,35 +468,27 @@ class ReplicationStore(SqlBase):
         """The oldest due execution (queued, retrying, or running with a lapsed lease),
         or the one named if it is due, now leased to ``worker`` with its attempt counted."""
         x = m.replication_executions
-        for _ in range(5):
-            at = now()
-            due = or_(
+
+        def due(at: datetime) -> Any:
+            condition = or_(
                 and_(x.c.state.in_((QUEUED, RETRYING)), x.c.next_attempt_at <= at),
                 and_(x.c.state == RUNNING, x.c.lease_until < at),
             )
-            if execution_id is not None:
-                due = and_(x.c.id == execution_id, due)
-            with self._read() as conn:
-                row = conn.execute(
-                    select(x.c.id).where(due).order_by(x.c.next_attempt_at, x.c.id).limit(1)
-                ).first()
-            if row is None:
-                return None
-            with self._write() as conn:
-                taken = conn.execute(
-                    update(x)
-                    .where(x.c.id == row.id, due)
-                    .values(
-                        state=RUNNING,
-                        worker=worker[:100],
-                        attempts=x.c.attempts + 1,
-                        lease_until=at + timedelta(seconds=lease_seconds),
-                        started_at=func.coalesce(x.c.started_at, at),
-                    )
-                ).rowcount
-            if taken:
-                return self.execution(int(row.id))
-        return None
+            return condition if execution_id is None else and_(x.c.id == execution_id, condition)
+
+        claimed = self._claim_due(
+            x,
+            due,
+            [x.c.next_attempt_at, x.c.id],
+            lambda at: {
+                "state": RUNNING,
+                "worker": worker[:100],
+                "attempts": x.c.attempts + 1,
+                "lease_until": at + timedelta(seconds=lease_seconds),
+                "started_at": func.coalesce(x.c.started_at, at),
+            },
+        )
+        return None if claimed is None else self.execution(claimed)
 
     def extend_lease(self, execution_id: int, worker: str, lease_seconds: float) -> bool:
         x = m.replication_executions

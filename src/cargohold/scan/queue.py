@@ -128,39 +128,34 @@ class ScanQueue(SqlBase):
 
         A ``running`` job whose lease ran out counts as due: its worker is gone."""
         j = m.scan_jobs
-        for _ in range(5):  # another worker may take the candidate first
-            at = now()
-            due = or_(
+        claimed = self._claim_due(
+            j,
+            lambda at: or_(
                 and_(j.c.state == QUEUED, j.c.not_before <= at),
                 and_(j.c.state == RUNNING, j.c.lease_until < at),
-            )
-            with self._read() as conn:
-                row = conn.execute(select(j).where(due).order_by(j.c.id).limit(1)).first()
-            if row is None:
-                return None
-            with self._write() as conn:
-                taken = conn.execute(
-                    update(j)
-                    .where(j.c.id == row.id, due)
-                    .values(
-                        state=RUNNING,
-                        worker=worker[:100],
-                        attempts=j.c.attempts + 1,
-                        started_at=at,
-                        lease_until=at + timedelta(seconds=lease_seconds),
-                    )
-                ).rowcount
-            if taken:
-                return Job(
-                    id=int(row.id),
-                    repository=row.repository,
-                    manifest_digest=row.manifest_digest,
-                    kind=row.kind,
-                    attempts=int(row.attempts) + 1,
-                    enqueued_at=_aware(row.enqueued_at),
-                    worker=worker,
-                )
-        return None
+            ),
+            [j.c.id],
+            lambda at: {
+                "state": RUNNING,
+                "worker": worker[:100],
+                "attempts": j.c.attempts + 1,
+                "started_at": at,
+                "lease_until": at + timedelta(seconds=lease_seconds),
+            },
+        )
+        if claimed is None:
+            return None
+        with self._read() as conn:
+            row = conn.execute(select(j).where(j.c.id == claimed)).one()
+        return Job(
+            id=int(row.id),
+            repository=row.repository,
+            manifest_digest=row.manifest_digest,
+            kind=row.kind,
+            attempts=int(row.attempts),
+            enqueued_at=_aware(row.enqueued_at),
+            worker=worker,
+        )
 
     def finish(self, job: Job, error: str | None = None) -> bool:
         """Mark a claimed job done (or failed with ``error``); False when the lease was lost

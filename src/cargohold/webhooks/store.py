@@ -304,34 +304,27 @@ class WebhookStore(SqlBase):
     ) -> Delivery | None:
         """The oldest due delivery (or the one named), now leased to ``worker``."""
         d = m.webhook_deliveries
-        for _ in range(5):  # another worker may take the candidate first
-            at = now()
-            due = or_(
+
+        def due(at: datetime) -> Any:
+            if delivery_id is not None:
+                return and_(d.c.id == delivery_id, d.c.state == QUEUED)
+            return or_(
                 and_(d.c.state == QUEUED, d.c.next_attempt_at <= at),
                 and_(d.c.state == SENDING, d.c.lease_until < at),
             )
-            query = select(d).where(due)
-            if delivery_id is not None:
-                query = select(d).where(d.c.id == delivery_id, d.c.state == QUEUED)
-                due = and_(d.c.id == delivery_id, d.c.state == QUEUED)
-            with self._read() as conn:
-                row = conn.execute(query.order_by(d.c.next_attempt_at, d.c.id).limit(1)).first()
-            if row is None:
-                return None
-            with self._write() as conn:
-                taken = conn.execute(
-                    update(d)
-                    .where(d.c.id == row.id, due)
-                    .values(
-                        state=SENDING,
-                        worker=worker[:100],
-                        attempts=d.c.attempts + 1,
-                        lease_until=at + timedelta(seconds=lease_seconds),
-                    )
-                ).rowcount
-            if taken:
-                return self.delivery(int(row.id))
-        return None
+
+        claimed = self._claim_due(
+            d,
+            due,
+            [d.c.next_attempt_at, d.c.id],
+            lambda at: {
+                "state": SENDING,
+                "worker": worker[:100],
+                "attempts": d.c.attempts + 1,
+                "lease_until": at + timedelta(seconds=lease_seconds),
+            },
+        )
+        return None if claimed is None else self.delivery(claimed)
 
     def record_attempt(
         self,

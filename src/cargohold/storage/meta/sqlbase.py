@@ -6,12 +6,12 @@ several worker processes queue on the busy timeout instead of failing on lock up
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -74,6 +74,36 @@ class SqlBase:
     def _read(self) -> Iterator[Connection]:
         with self._engine.connect() as conn:
             yield conn
+
+    def _claim_due(
+        self,
+        table: Any,
+        due: Callable[[datetime], Any],
+        order_by: Sequence[Any],
+        leased: Callable[[datetime], dict[str, Any]],
+    ) -> int | None:
+        """Lease the first row of ``table`` that is ``due(now)`` (in ``order_by`` order),
+        setting ``leased(now)`` on it; its id, or None when no row is due.
+
+        Work queues (scans, webhook deliveries, replications) share this: a conditional
+        UPDATE decides between workers on any number of replicas, so no lock is held
+        while a candidate is chosen; a worker that loses the race tries the next one."""
+        for _ in range(5):
+            at = now()
+            condition = due(at)
+            with self._read() as conn:
+                row = conn.execute(
+                    select(table.c.id).where(condition).order_by(*order_by).limit(1)
+                ).first()
+            if row is None:
+                return None
+            with self._write() as conn:
+                taken = conn.execute(
+                    update(table).where(table.c.id == row.id, condition).values(**leased(at))
+                ).rowcount
+            if taken:
+                return int(row.id)
+        return None
 
     def _ascii(self, column: Any) -> Any:
         """The column compared and sorted byte by byte (the spec's "ASCIIbetical" order).
