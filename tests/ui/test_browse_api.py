@@ -157,3 +157,10 @@ def test_deleting_a_manifest_needs_delete_and_a_digest(api: httpx.Client, regist
     assert api.delete(f"/repositories/acme/gone/manifests/{digest}", auth=ADMIN).status_code == 204
     assert api.get("/repositories/acme/gone/tags/x", auth=ADMIN).status_code == 404
     assert api.delete(f"/repositories/acme/gone/manifests/{digest}", auth=ADMIN).status_code == 404
+
+
+def test_tag_details_search(api: httpx.Client):
+    found = api.get(f"/repositories/{REPO}/tag-details", params={"q": "STA"}, auth=READER).json()
+    assert [t["name"] for t in found["tags"]] == ["stable"] and found["next"] is None
+    none = api.get(f"/repositories/{REPO}/tag-details", params={"q": "zzz"}, auth=READER).json()
+    assert none == {"tags": [], "next": None}

@@ -555,6 +555,15 @@ def test_a_repository_with_5000_tags_paginates(admin_page: Page, registry: UiReg
     expect(tags.first).to_contain_text("t0150")
     page.get_by_role("button", name="Previous page").click()
     expect(tags.first).to_contain_text("t0100")
+    page.get_by_role("searchbox", name="Search tags").fill("t49")
+    expect(tags).to_have_count(50)
+    expect(tags.first).to_contain_text("t4900")
+    page.get_by_role("button", name="Next page").click()
+    expect(tags).to_have_count(50)
+    expect(tags.first).to_contain_text("t4950")
+    assert page.get_by_role("button", name="Next page").count() == 0
+    page.get_by_role("searchbox", name="Search tags").fill("nothing")
+    expect(page.get_by_text("No tags match.")).to_be_visible()
     last = httpx.get(
         f"{registry.url}/api/v1/repositories/{many}/tag-details",
         params={"n": 50, "last": "t4949"},

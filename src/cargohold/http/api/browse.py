@@ -577,9 +577,23 @@ def tag_details(
     last: Annotated[
         str | None, Query(max_length=128, description="only tags after this one")
     ] = None,
+    q: Annotated[str | None, Query(max_length=128, description="a part of the tag's name")] = None,
 ) -> TagDetailList:
     _check(request, principal, name, PULL, f"listing the tags of {name}")
-    records = registry.tags.records(name, n + 1, last)
+    if q:
+        # Tag names are short: matching reads the names in pages, not whole records.
+        needle = q.lower()
+        records = []
+        after = last
+        while len(records) <= n:
+            batch = registry.tags.records(name, 1000, after)
+            records.extend(r for r in batch if needle in r.name.lower())
+            if len(batch) < 1000:
+                break
+            after = batch[-1].name
+        records = records[: n + 1]
+    else:
+        records = registry.tags.records(name, n + 1, last)
     page = records[:n]
     scans = ScanResultStore(store.engine).summaries(name, [r.digest for r in page])
     since = datetime.now(UTC) - timedelta(days=90)

@@ -410,18 +410,36 @@ async function repositoryPage() {
     root.appendChild(section("Tags", tagsBox));
     const activity = h("div");
     root.appendChild(section("Push activity", activity));
-    const cursors = [null];
+    let cursors = [null];
+    const tagSearch = h("input", { id: "tag-q", type: "search", placeholder: "tag contains…" });
+    const tagFilter = h(
+      "form",
+      { class: "filters", role: "search", "aria-label": "Search tags" },
+      h("div", {}, h("label", { for: "tag-q" }, "Search tags"), tagSearch),
+    );
+    tagFilter.addEventListener("submit", (event) => event.preventDefault());
+    let searchTimer = null;
+    tagSearch.addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => {
+        cursors = [null];
+        guarded(() => loadTags(0));
+      }, 250);
+    });
+    tagsBox.before(tagFilter);
 
     const loadTags = async (index) => {
       const last = cursors[index];
+      const q = tagSearch.value.trim();
       const data = await api(
         "GET",
-        `/v1/repositories/${repoPath(name)}/tag-details${query({ n: TAG_PAGE, last })}`,
+        `/v1/repositories/${repoPath(name)}/tag-details${query({ n: TAG_PAGE, last, q })}`,
       );
+      if (q !== tagSearch.value.trim()) return; // a newer search is on its way
       cursors[index + 1] = data.next;
       clear(tagsBox);
       if (!data.tags.length) {
-        tagsBox.appendChild(h("p", {}, "No tags."));
+        tagsBox.appendChild(h("p", {}, q ? "No tags match." : "No tags."));
         return;
       }
       tagsBox.appendChild(copyable("Pull", `docker pull ${host}/${name}:${data.tags[0].name}`));
