@@ -15,11 +15,13 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 
 from cargohold import events as ev
+from cargohold.background import start_workers
 from cargohold.config import Settings
 from cargohold.core.registry import Registry
 from cargohold.replication.client import RemoteRegistry
@@ -230,31 +232,16 @@ def replicator_for(settings: Settings, stores: Stores) -> Replicator:
 
 def start_replication_workers(settings: Settings) -> threading.Event | None:
     """Start ``settings.replication_workers`` threads; set the event to stop them."""
-    stop = threading.Event()
-    names = [f"cargohold-replication-{n}" for n in range(settings.replication_workers)]
-    for thread in [threading.Thread(target=_loop, args=(settings, stop), name=n) for n in names]:
-        thread.daemon = True
-        thread.start()
-    return stop if names else None
 
+    def opener() -> tuple[Callable[[], bool], Callable[[], None]]:
+        from cargohold.stores import open_stores
 
-def _loop(settings: Settings, stop: threading.Event) -> None:
-    from cargohold.stores import open_stores
+        stores = open_stores(settings)
+        return replicator_for(settings, stores).tick, stores.close
 
-    while not stop.is_set():
-        try:
-            stores = open_stores(settings)
-            replicator = replicator_for(settings, stores)
-        except Exception:
-            log.exception("replication worker cannot start; retrying")
-            stop.wait(5.0)
-            continue
-        try:
-            while not stop.is_set():
-                if not replicator.tick():
-                    stop.wait(settings.replication_poll_seconds)
-        except Exception:
-            log.exception("replication worker stopped; restarting")
-            stop.wait(1.0)
-        finally:
-            stores.close()
+    return start_workers(
+        "replication",
+        settings.replication_workers,
+        opener,
+        settings.replication_poll_seconds,
+    )

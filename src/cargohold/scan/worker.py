@@ -21,10 +21,12 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 
+from cargohold.background import start_workers
 from cargohold.config import Settings
 from cargohold.core.registry import Registry
 from cargohold.errors import ManifestUnknown, NameUnknown, QuotaExceeded, RegistryError
@@ -166,41 +168,18 @@ class ScanWorker:
 
 def start_scan_workers(settings: Settings) -> threading.Event | None:
     """Start ``settings.scan_workers`` scanner threads; set the event to stop them."""
-    if not settings.scan_workers:
-        return None
-    stop = threading.Event()
-    for n in range(settings.scan_workers):
-        thread = threading.Thread(
-            target=_loop, args=(settings, stop), name=f"cargohold-scan-{n}", daemon=True
+
+    def opener() -> tuple[Callable[[], bool], Callable[[], None]]:
+        from cargohold.stores import open_stores
+
+        stores = open_stores(settings)
+        registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
+        worker = ScanWorker(
+            registry,
+            stores.engine,
+            attach_sbom=settings.scan_attach_sbom,
+            keep_results=settings.scan_keep_results,
         )
-        thread.start()
-    return stop
+        return worker.run_once, stores.close
 
-
-def _loop(settings: Settings, stop: threading.Event) -> None:
-    from cargohold.stores import open_stores
-
-    while not stop.is_set():
-        try:
-            stores = open_stores(settings)
-        except Exception:
-            log.exception("scan worker cannot open the stores; retrying")
-            stop.wait(max(settings.scan_poll_seconds, 5.0))
-            continue
-        try:
-            registry = Registry(stores.blobs, stores.meta, settings.max_manifest_size)
-            worker = ScanWorker(
-                registry,
-                stores.engine,
-                attach_sbom=settings.scan_attach_sbom,
-                keep_results=settings.scan_keep_results,
-            )
-            while not stop.is_set():
-                if not worker.run_once():
-                    stop.wait(settings.scan_poll_seconds)
-        except Exception:
-            # The database went away mid-claim, say: pause, reopen, go on.
-            log.exception("scan worker stopped; restarting")
-            stop.wait(1.0)
-        finally:
-            stores.close()
+    return start_workers("scan", settings.scan_workers, opener, settings.scan_poll_seconds)

@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy import Engine
 
 from cargohold import __version__
 from cargohold import events as ev
+from cargohold.background import start_workers
 from cargohold.config import Settings
 from cargohold.secretbox import SecretBox
 from cargohold.storage.meta.sqlbase import SqlBase, now
@@ -295,47 +297,33 @@ class WebhookSender:
 def start_webhook_workers(settings: Settings) -> threading.Event | None:
     """Start ``settings.webhook_workers`` threads that dispatch events and send
     deliveries; set the event to stop them."""
-    if not settings.webhook_workers:
-        return None
-    stop = threading.Event()
-    for n in range(settings.webhook_workers):
-        thread = threading.Thread(
-            target=_loop, args=(settings, stop), name=f"cargohold-webhooks-{n}", daemon=True
+
+    def opener() -> tuple[Callable[[], bool], Callable[[], None]]:
+        from cargohold.storage.meta.sqlbase import create_sql_engine
+
+        engine = create_sql_engine(settings.resolved_database_url, 2)
+        sender = WebhookSender(
+            engine,
+            secret_box(settings),
+            registry=registry_name(settings),
+            timeout=settings.webhook_timeout_seconds,
+            backoff_seconds=settings.webhook_backoff_seconds,
         )
-        thread.start()
-    return stop
-
-
-def _loop(settings: Settings, stop: threading.Event) -> None:
-    from cargohold.storage.meta.sqlbase import create_sql_engine
-
-    while not stop.is_set():
-        try:
-            engine = create_sql_engine(settings.resolved_database_url, 2)
-            sender = WebhookSender(
-                engine,
-                secret_box(settings),
-                registry=registry_name(settings),
-                timeout=settings.webhook_timeout_seconds,
-                backoff_seconds=settings.webhook_backoff_seconds,
-            )
-        except Exception:
-            log.exception("webhook worker cannot start; retrying")
-            stop.wait(5.0)
-            continue
         dispatcher = WebhookDispatcher(engine)
-        try:
-            while not stop.is_set():
-                dispatcher.run()
-                busy = False
-                while not stop.is_set() and sender.deliver_once():
-                    busy = True
-                if not busy:
-                    stop.wait(settings.webhook_poll_seconds)
-        except Exception:
-            # The database went away, say: pause, reopen, go on.
-            log.exception("webhook worker stopped; restarting")
-            stop.wait(1.0)
-        finally:
+
+        def step() -> bool:
+            dispatcher.run()
+            busy = False
+            while sender.deliver_once():
+                busy = True
+            return busy
+
+        def close() -> None:
             sender.close()
             engine.dispose()
+
+        return step, close
+
+    return start_workers(
+        "webhooks", settings.webhook_workers, opener, settings.webhook_poll_seconds
+    )
