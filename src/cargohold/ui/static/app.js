@@ -335,7 +335,7 @@ async function repositoriesPage() {
       results.appendChild(
         table(
           "Repositories",
-          ["Name", "Visibility", "Stored", "Manifests", "Last push"],
+          ["Name", "Visibility", "Stored", "Manifests", "Last tag change"],
           rows,
           { class: "repos" },
         ),
