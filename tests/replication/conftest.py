@@ -147,3 +147,28 @@ def dest(tmp_path: Path) -> Iterator[Dest]:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}{os.urandom(3).hex()}"
+
+
+def skopeo_copy_by_digest(
+    host: str, repository: str, digest: str, creds: tuple[str, str], out: Path
+) -> str:
+    """Copy ``repository@digest`` (every platform) out of a registry with skopeo, as a
+    client would pull it; the digest of what skopeo wrote as the layout's root."""
+    import json
+
+    from tests.e2e.skopeo import Skopeo, find_skopeo
+
+    tmp = out.parent / f"{out.name}-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    Skopeo(find_skopeo(), tmp).copy(
+        f"docker://{host}/{repository}@{digest}",
+        f"oci:{out}:copied",
+        "--all",
+        "--preserve-digests",  # fail rather than rewrite anything whose digest is pinned
+        "--src-tls-verify=false",
+        "--src-creds",
+        ":".join(creds),
+    )
+    index = json.loads((out / "index.json").read_text())
+    [root] = index["manifests"]
+    return str(root["digest"])

@@ -19,7 +19,7 @@ from cargohold.replication.store import RETRYING, SUCCEEDED
 from cargohold.signatures.cosign import signature_tag
 from cargohold.storage.meta import models as m
 
-from .conftest import Dest, Source, start_dest, unique_name
+from .conftest import Dest, Source, skopeo_copy_by_digest, start_dest, unique_name
 from .test_push import MANIFEST_ACCEPT, add_endpoint, remote_manifest
 
 
@@ -173,6 +173,7 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
         children = [push_image(source.http, f"{ns}/app") for _ in range(2)]
         index = push_index(source.http, f"{ns}/app", children, "v1")
         sbom = push_artifact(source.http, f"{ns}/app", index)
+        cosign = push_image(source.http, f"{ns}/app", signature_tag(index.digest))
         source.store.add_endpoint(ns, registry.url, username="pusher", secret="pw-distribution")
         rule = source.store.add_rule(
             unique_name("dist-"),
@@ -183,8 +184,12 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
             replicate_deletes=True,
         )
         run = source.wait(source.store.enqueue(rule.id, "manual").id)
-        assert (run.state, run.manifests) == (SUCCEEDED, 4), source.store.tasks(run.id)
+        assert (run.state, run.manifests) == (SUCCEEDED, 5), source.store.tasks(run.id)
         auth = ("pusher", "pw-distribution")
+        # A client pulls the multi-arch image by digest from Distribution, every platform.
+        host = registry.url.removeprefix("http://")
+        copied = skopeo_copy_by_digest(host, f"{ns}/app", index.digest, auth, tmp_path / "pulled")
+        assert copied == index.digest
         import httpx
 
         with httpx.Client(base_url=registry.url, auth=auth, timeout=30) as http:
@@ -201,6 +206,10 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
                 http.get(manifest_path(f"{ns}/app", sbom.digest), headers=MANIFEST_ACCEPT).content
                 == sbom.body
             )
+            signature = http.get(
+                manifest_path(f"{ns}/app", signature_tag(index.digest)), headers=MANIFEST_ACCEPT
+            )
+            assert signature.content == cosign.body
             again = source.wait(source.store.enqueue(rule.id, "manual").id)
             assert (again.state, again.manifests, again.blobs_copied) == (SUCCEEDED, 0, 0)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from tests.api.oci import manifest_path, push_artifact, push_image, push_index
 
 from cargohold.replication.store import SUCCEEDED
 from cargohold.signatures.cosign import signature_tag
 
-from .conftest import Dest, Source, unique_name
+from .conftest import Dest, Source, skopeo_copy_by_digest, unique_name
 
 MANIFEST_ACCEPT = {
     "Accept": "application/vnd.oci.image.manifest.v1+json, "
@@ -71,7 +73,9 @@ def test_event_rule_replicates_a_pushed_tag_byte_identically(source: Source, des
         source.store.update_rule(rule.id, enabled=False)
 
 
-def test_index_referrers_and_cosign_signature_arrive(source: Source, dest: Dest) -> None:
+def test_index_referrers_and_cosign_signature_arrive(
+    source: Source, dest: Dest, tmp_path: Path
+) -> None:
     ns = unique_name("multi")
     repo = f"{ns}/app"
     endpoint = add_endpoint(source, dest)
@@ -106,6 +110,10 @@ def test_index_referrers_and_cosign_signature_arrive(source: Source, dest: Dest)
         assert [r["digest"] for r in referrers] == [sbom.digest]
         referrers = http.get(f"/v2/{target}/referrers/{children[1].digest}").json()
         assert [r["digest"] for r in referrers["manifests"]] == [child_sig.digest]
+    # A client pulls the replicated image by digest, every platform.
+    creds = (dest.user, dest.password)
+    pulled = skopeo_copy_by_digest(dest.host, target, index.digest, creds, tmp_path / "pulled")
+    assert pulled == index.digest
 
     # The second run sends nothing.
     before = dest.counter.count("PUT", "/")
