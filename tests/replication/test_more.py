@@ -4,7 +4,7 @@ credentials at rest, and the replication_finished event."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from tests.conftest import free_port
 from tests.proxy.distribution import Distribution
 
 from cargohold import events as ev
-from cargohold.replication.executor import retry_delay
-from cargohold.replication.store import RETRYING, SUCCEEDED
+from cargohold.replication.executor import MAX_ATTEMPTS, retry_delay
+from cargohold.replication.store import FAILED, RETRYING, SUCCEEDED
 from cargohold.signatures.cosign import signature_tag
 from cargohold.storage.meta import models as m
 
@@ -150,6 +150,39 @@ def test_a_destination_that_is_down_is_retried_until_it_is_back(
     ]
     assert len(finished) == 1
     assert finished[0].data["state"] == SUCCEEDED and finished[0].namespace == ns
+
+
+def test_a_destination_that_stays_down_fails_after_the_last_attempt(source: Source) -> None:
+    ns = unique_name("gone")
+    push_image(source.http, f"{ns}/app", "v1")
+    source.store.add_endpoint(ns, f"http://127.0.0.1:{free_port()}", username="u", secret="p")
+    rule = source.store.add_rule(
+        unique_name("gone-"), endpoint=ns, direction="push", source=f"{ns}/app"
+    )
+    execution_id = source.store.enqueue(rule.id, "manual").id
+    x = m.replication_executions
+    deadline = time.monotonic() + 60
+    while not (run := source.store.execution(execution_id)).finished:
+        assert time.monotonic() < deadline, run
+        if run.state == RETRYING:  # skip the back-off: the next attempt is due now
+            with source.store.engine.begin() as conn:
+                conn.execute(
+                    x.update()
+                    .where(x.c.id == execution_id, x.c.state == RETRYING)
+                    .values(next_attempt_at=datetime(2000, 1, 1, tzinfo=UTC))
+                )
+        time.sleep(0.1)
+    assert (run.state, run.attempts) == (FAILED, MAX_ATTEMPTS), run
+    assert "unreachable" in (run.error or "")
+    rule_now = source.store.rule(rule.id)
+    assert rule_now is not None and rule_now.last_status == FAILED
+    finished = [
+        e
+        for e in ev.EventLog(source.store.engine).after(0, 100000)
+        if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
+    ]
+    assert [e.data["state"] for e in finished] == [FAILED]
+    source.store.update_rule(rule.id, enabled=False)
 
 
 def test_credentials_are_encrypted_at_rest(source: Source) -> None:
