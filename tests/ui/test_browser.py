@@ -548,10 +548,10 @@ def test_a_repository_with_5000_tags_paginates(admin_page: Page, registry: UiReg
     tags = page.locator("table.tags tbody tr")
     expect(tags).to_have_count(50)
     expect(tags.first).to_contain_text("t0000")
-    assert time.monotonic() - started < 5
-    for _ in range(3):
+    assert time.monotonic() - started < 10  # generous: CI machines are busy
+    for number in (2, 3, 4):
         page.get_by_role("button", name="Next page").click()
-    expect(page.locator("table.tags caption")).to_contain_text("page 4")
+        expect(page.locator("table.tags caption")).to_contain_text(f"page {number}")
     expect(tags.first).to_contain_text("t0150")
     page.get_by_role("button", name="Previous page").click()
     expect(tags.first).to_contain_text("t0100")
