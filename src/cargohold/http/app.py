@@ -42,6 +42,7 @@ from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import ObservabilityMiddleware
 from cargohold.http.mirror import MirrorMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
+from cargohold.http.ui import ui_routes
 from cargohold.proxy.wiring import open_proxy
 from cargohold.pull_guards import PullGuards
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
@@ -50,7 +51,6 @@ from cargohold.scan.results import ScanResultStore
 from cargohold.signatures.gate import SignaturePullGate
 from cargohold.signatures.store import SignatureStore
 from cargohold.stores import open_stores
-from cargohold.ui import ui_routes
 from cargohold.vulndb.store import AdvisoryStore
 
 # Worker processes receive the parent's resolved settings through this variable.
