@@ -11,6 +11,7 @@ from cargohold import __version__
 from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
 from cargohold.cli_diff import register_diff_command
+from cargohold.cli_fsck import register_fsck_command
 from cargohold.cli_gc import register_gc_command
 from cargohold.cli_proxy import register_proxy_commands
 from cargohold.cli_replication import register_replication_commands
@@ -164,6 +165,7 @@ def db_status(
 
 register_admin_commands(app)
 register_diff_command(app)
+register_fsck_command(app)
 register_gc_command(app)
 register_proxy_commands(app)
 register_replication_commands(app)
