@@ -46,7 +46,7 @@ def layer_bytes() -> bytes:
             ("/var/lib/dpkg/status", "var/lib/dpkg/status"),
             ("/etc/os-release", "etc/os-release"),
         ):
-            tar.add(host, arcname=inside)
+            tar.add(str(Path(host).resolve()), arcname=inside)  # os-release is a link
         site = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
         for metadata in (site / "site-packages").glob("*.dist-info/METADATA"):
             inside = "usr/lib/python3/dist-packages/" + "/".join(metadata.parts[-2:])
