@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -113,3 +113,37 @@ def command_group(help: str, no_args_is_help: bool = True) -> typer.Typer:
     """A group of subcommands, set up like every other: help paragraphs are written
     across several source lines, and markdown mode reflows them to the terminal."""
     return typer.Typer(help=help, no_args_is_help=no_args_is_help, rich_markup_mode="markdown")
+
+
+@contextmanager
+def phased_progress(
+    labels: dict[str, str], enabled: bool, width: int = 28
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per phase of a long command (gc, fsck) on stderr, shown only when
+    ``enabled`` and stderr is a terminal; yields progress(phase, done, total)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"{{task.description:<{width}}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled or not console.is_terminal,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total or 1)
+            bar.update(tasks[phase], completed=done if total else 1, total=total or 1)
+
+        yield progress

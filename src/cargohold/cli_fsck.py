@@ -8,10 +8,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, JsonOption, fail, opened_stores
+from cargohold.cli_common import (
+    ConfigOption,
+    DataDirOption,
+    JsonOption,
+    fail,
+    opened_stores,
+    phased_progress,
+)
 
 _PHASES = {
     "metadata": "Reading the metadata",
@@ -90,22 +96,7 @@ def fsck(
             ),
             repository=repository,
         )
-        console = Console(stderr=True)
-        with Progress(
-            TextColumn("{task.description:<24}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json or not console.is_terminal,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total or 1)
-                bar.update(tasks[phase], completed=done if total else 1, total=total or 1)
-
+        with phased_progress(_PHASES, not as_json, 24) as progress:
             try:
                 report = Fsck(stores.meta, stores.blobs, stores.engine).run(options, progress)
             except FsckBusy as exc:

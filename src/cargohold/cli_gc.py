@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores
+from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores, phased_progress
 
 _PHASES = {
     "mark": "Finding garbage",
@@ -67,22 +66,7 @@ def gc(
             settings.upload_max_age_hours,
             dry_run,
         )
-        console = Console(stderr=True)
-        with Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json or not console.is_terminal,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total or 1)
-                bar.update(tasks[phase], completed=done if total else 1, total=total or 1)
-
+        with phased_progress(_PHASES, not as_json, 28) as progress:
             try:
                 report = collect(stores.meta, stores.blobs, options, "cli", progress)
             except GcBusy as exc:
