@@ -100,6 +100,9 @@ class AuthStore(SqlBase):
             )
             if not result.rowcount:
                 raise AuthError(f"no user {name!r}")
+            # A new password ends the user's web UI sessions (whoever knew the old one).
+            user_id = self._user_id(conn, name)
+            conn.execute(delete(m.ui_sessions).where(m.ui_sessions.c.user_id == user_id))
 
     def get_user(self, name: str) -> UserRecord | None:
         with self._read() as conn:
@@ -381,6 +384,8 @@ class AuthStore(SqlBase):
             user_id = self._user_id(conn, name)
             if values:
                 conn.execute(update(m.users).where(m.users.c.id == user_id).values(**values))
+            if disabled:  # a disabled user's web UI sessions end for good
+                conn.execute(delete(m.ui_sessions).where(m.ui_sessions.c.user_id == user_id))
 
     def list_namespaces(self, kind: str | None = None) -> list[NamespaceRecord]:
         query = select(m.namespaces).order_by(m.namespaces.c.name)

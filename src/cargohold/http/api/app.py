@@ -36,6 +36,7 @@ from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import signin as session_routes
 from cargohold.http.api import trust as trust_routes
 from cargohold.http.api import usage as usage_routes
+from cargohold.http.api import user_sessions as user_session_routes
 from cargohold.http.api import webhooks as webhook_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
 from cargohold.http.api.session import RenewSession
@@ -113,6 +114,7 @@ def create_admin_api(
     app.include_router(replication_routes.router)
     # The web UI: cookie sessions (renewed on each request) and browsing.
     app.include_router(session_routes.router)
+    app.include_router(user_session_routes.router)
     app.include_router(browse_routes.router)  # after tags: .../tags/x/manifests/y is a tag
     app.add_middleware(RenewSession)
 

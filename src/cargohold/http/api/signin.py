@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from cargohold.http.api.deps import AUTH_RESPONSES, Caller, log_change
+from cargohold.auth.principal import Principal
+from cargohold.http.api.deps import AUTH_RESPONSES, Caller, address_of, log_change
 from cargohold.http.api.errors import ApiError, unauthorized
-from cargohold.http.api.session import COOKIE, Session, Sessions, sessions_of, set_cookie
+from cargohold.http.api.session import (
+    Session,
+    Sessions,
+    request_session,
+    sessions_of,
+    set_cookie,
+)
 
 # -- the routes
 router = APIRouter(prefix="/v1/session", tags=["session"], responses=AUTH_RESPONSES)
@@ -31,6 +36,15 @@ def _sessions(request: Request) -> Sessions:
     return sessions
 
 
+def _info(principal: Principal, session: Session, sessions: Sessions) -> SessionInfo:
+    return SessionInfo(
+        username=principal.name,
+        is_admin=principal.is_admin,
+        csrf_token=session.csrf,
+        idle_timeout_seconds=sessions.idle_seconds,
+    )
+
+
 @router.post(
     "",
     response_model=SessionInfo,
@@ -38,19 +52,17 @@ def _sessions(request: Request) -> Sessions:
 )
 def sign_in(request: Request, response: Response, principal: Caller) -> SessionInfo:
     sessions = _sessions(request)
-    if request.headers.get("authorization") is None:
+    if request.headers.get("authorization") is None or principal.user_id is None:
         raise unauthorized("sign in with HTTP basic credentials")
-    session = Session(principal.name, secrets.token_urlsafe(32))
-    set_cookie(
-        response, sessions.seal(session), sessions.idle_seconds, request.url.scheme == "https"
+    session, cookie = sessions.start(
+        principal.name,
+        principal.user_id,
+        address_of(request),
+        request.headers.get("user-agent"),
     )
+    set_cookie(response, cookie, sessions.idle_seconds, request.url.scheme == "https")
     log_change(request, principal, "session_start", principal.name)
-    return SessionInfo(
-        username=principal.name,
-        is_admin=principal.is_admin,
-        csrf_token=session.csrf,
-        idle_timeout_seconds=sessions.idle_seconds,
-    )
+    return _info(principal, session, sessions)
 
 
 @router.get(
@@ -60,25 +72,25 @@ def sign_in(request: Request, response: Response, principal: Caller) -> SessionI
 )
 def who(request: Request, principal: Caller) -> SessionInfo:
     sessions = _sessions(request)
-    session = sessions.open(request.cookies.get(COOKIE, ""))
-    if session is None or session.user != principal.name:
+    session = request_session(request)
+    if session is None:
         raise unauthorized("no session: sign in with POST /v1/session")
-    return SessionInfo(
-        username=principal.name,
-        is_admin=principal.is_admin,
-        csrf_token=session.csrf,
-        idle_timeout_seconds=sessions.idle_seconds,
-    )
+    return _info(principal, session, sessions)
 
 
 @router.delete(
     "",
     status_code=204,
     response_class=Response,
-    summary="Sign out: clears the session cookie (with the session's X-CSRF-Token)",
+    summary="Sign out: ends the session on the server and clears its cookie "
+    "(with the session's X-CSRF-Token)",
 )
 def sign_out(request: Request, principal: Caller) -> Response:
     request.scope.get("state", {}).pop("renew_session", None)
+    session = request_session(request)
+    if session is not None:
+        _sessions(request).store.end(session.id)
+        log_change(request, principal, "session_end", principal.name)
     response = Response(status_code=204)
     set_cookie(response, "", 0, request.url.scheme == "https")
     return response

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -703,4 +704,34 @@ replication_tasks = Table(
     Column("error", Text, nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Index(None, "execution_id", "id"),
+)
+
+# A signed-in web UI session (the cookie names it; only a hash of its id is stored, so
+# the table cannot be replayed). Deleting a row ends the session on every replica.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # sha256 hex of the session id
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),  # for the idle timeout
+    Column("address", String(64), nullable=True),
+    Column("user_agent", String(255), nullable=True),
+    Index(None, "user_id"),
+    Index(None, "last_seen_at"),
+)
+
+# Storage usage of each repository, sampled at most once a day (the last sample of a day
+# wins), for the usage charts over time.
+usage_samples = Table(
+    "usage_samples",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("stored_bytes", BigInteger, nullable=False),
+    Column("logical_bytes", BigInteger, nullable=False),
+    Column("blobs", Integer, nullable=False),
+    Column("manifests", Integer, nullable=False),
+    Column("sampled_at", DateTime(timezone=True), nullable=False),
+    Index(None, "day"),
 )
