@@ -1,5 +1,6 @@
 // The cargohold web UI: a single-page app over the admin API (/api/v1/...).
 import { api, ApiError, basicAuth, query, repoPath, setCsrf, settled } from "./api.js";
+import { accountPage } from "./account.js";
 import { barChart, columnChart } from "./charts.js";
 import {
   bytes,
@@ -92,6 +93,7 @@ function renderNav() {
       h("li", {}, link("/ui/usage", "Usage")),
       h("li", {}, link("/ui/audit", "Audit log")),
       session.is_admin ? h("li", {}, link("/ui/replication", "Replication")) : null,
+      h("li", {}, link("/ui/account", "Account")),
       h(
         "li",
         { class: "who" },
@@ -132,6 +134,7 @@ const ROUTES = {
   "/ui/audit": auditPage,
   "/ui/usage": usagePage,
   "/ui/replication": replicationPage,
+  "/ui/account": () => accountPage({ page, section, guarded, announce, badge, session }),
 };
 
 let renders = 0;
