@@ -65,6 +65,36 @@ class Settings(BaseSettings):
         default_factory=_default_workers, ge=1, le=64, description="Worker processes (CPUs)."
     )
     max_manifest_size: int = Field(4 * 1024 * 1024, ge=1024, description="Bytes; larger is 413.")
+    max_upload_size: int = Field(
+        0,
+        ge=0,
+        description="Largest blob an upload may grow to, in bytes (0: no limit); a larger "
+        "upload is refused with 413 SIZE_INVALID and its partial data discarded.",
+    )
+    max_uploads_per_principal: int = Field(
+        0,
+        ge=0,
+        description="Open upload sessions one user (or anonymous address) may hold at once "
+        "(0: no limit); one more is refused with 429 TOOMANYREQUESTS until one ends.",
+    )
+    request_body_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a request body may take, extended by one second for every "
+        "request_body_min_rate bytes received; a slower (slowloris) client gets 408.",
+    )
+    request_body_min_rate: int = Field(
+        1024,
+        ge=1,
+        description="Bytes per second that earn a request body one more second of "
+        "request_body_timeout, so large uploads at a sane speed never time out.",
+    )
+    keep_alive_timeout: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="Seconds an idle keep-alive connection stays open between requests.",
+    )
     anonymous_pull: bool = Field(True, description="Anyone may pull public repositories.")
     open_registry: bool = Field(
         False,

@@ -67,6 +67,10 @@ class SizeInvalid(RegistryError):
     pass
 
 
+class BlobTooLarge(RegistryError):
+    """An upload would grow past the registry's configured maximum blob size."""
+
+
 class RangeInvalid(RegistryError):
     """A chunk does not continue where the upload stands (the spec's 416)."""
 

@@ -48,7 +48,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level,
         server_header=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
     for stop in (schedule, scanners, webhooks, replication):
         if stop is not None:

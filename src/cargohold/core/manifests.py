@@ -147,4 +147,8 @@ class ManifestService:
     ) -> list[ReferrerRecord]:
         validate_name(repository)
         digest = str(Digest.parse(subject))
+        if artifact_type is not None and "\x00" in artifact_type:
+            # No stored artifact type holds NUL (parsing refuses it), and PostgreSQL cannot
+            # even compare one: nothing matches.
+            return []
         return self._meta.list_referrers(repository, digest, artifact_type)

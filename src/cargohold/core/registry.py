@@ -28,11 +28,19 @@ class Page:
 
 
 class Registry:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore, max_manifest_size: int) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        meta: MetadataStore,
+        max_manifest_size: int,
+        *,
+        max_upload_size: int = 0,
+        max_uploads_per_owner: int = 0,
+    ) -> None:
         self.blob_store = blobs
         self.meta = meta
         self.blobs = BlobService(blobs, meta)
-        self.uploads = UploadService(blobs, meta)
+        self.uploads = UploadService(blobs, meta, max_upload_size, max_uploads_per_owner)
         self.manifests = ManifestService(meta, max_manifest_size)
         self.tags = TagService(meta)
         self.proxy: ProxyService | None = None
@@ -64,6 +72,8 @@ class Registry:
         visible: Callable[[str], bool] | None = None,
     ) -> Page:
         """A page of repository names; `visible` hides those the caller may not see."""
+        if last is not None:
+            validate_name(last)  # it names the last repository of the previous page
         if limit == 0:
             return Page([], more=False)
         if visible is None:

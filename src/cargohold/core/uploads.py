@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cargohold.digest import SUPPORTED_ALGORITHMS, Digest, new_hasher
 from cargohold.errors import (
+    BlobTooLarge,
     BlobUploadUnknown,
     DigestInvalid,
     QuotaExceeded,
     RangeInvalid,
     SizeInvalid,
+    TooManyRequests,
 )
 from cargohold.reference import validate_name
 from cargohold.storage.blobs import BlobStore, UploadOffsetMismatch, UploadWriter
@@ -30,6 +33,8 @@ from cargohold.storage.meta import MetadataStore, UploadRecord
 # Bytes gathered before one write+hash step runs in a worker thread.
 WRITE_BUFFER = 4 * 1024 * 1024
 _HASH_CACHE_SIZE = 512
+# What start() issues: a UUID, optionally after its owner's tag (the stores allow the same).
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +53,25 @@ class _HashState:
 
 
 class UploadService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+    """Upload sessions, with two optional limits (0: none).
+
+    `max_size`: bytes one upload may hold; past it the upload is discarded (BlobTooLarge).
+    `max_per_owner`: open sessions one owner (a user, or an anonymous address) may hold.
+    """
+
+    def __init__(
+        self, blobs: BlobStore, meta: MetadataStore, max_size: int = 0, max_per_owner: int = 0
+    ) -> None:
         self._blobs = blobs
         self._meta = meta
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
+        self.max_size = max_size
+        self.max_per_owner = max_per_owner
 
     # -- session lifecycle (sync: called from a worker thread)
-    def start(self, repository: str, algorithm: str = "sha256") -> UploadStatus:
+    def start(
+        self, repository: str, algorithm: str = "sha256", owner: str | None = None
+    ) -> UploadStatus:
         validate_name(repository)
         if algorithm not in SUPPORTED_ALGORITHMS:
             raise DigestInvalid(
@@ -62,6 +79,11 @@ class UploadService:
                 + ", ".join(SUPPORTED_ALGORITHMS)
             )
         upload_id = str(uuid.uuid4())
+        if owner is not None:
+            # The owner's tag in the ID lets every worker and replica count an owner's
+            # sessions from the shared uploads table alone.
+            upload_id = f"{_owner_tag(owner)}-{upload_id}"
+            self._refuse_too_many(owner)
         self._blobs.start_upload(upload_id)
         self._meta.create_upload(UploadRecord(upload_id, repository, algorithm, datetime.now(UTC)))
         self._remember(upload_id, _HashState(new_hasher(algorithm), 0))
@@ -102,6 +124,7 @@ class UploadService:
                 offset,
             )
         if length is not None:
+            await asyncio.to_thread(self._refuse_too_large, upload_id, offset + length)
             await asyncio.to_thread(
                 self._refuse_over_quota, repository, upload_id, offset + length, digest
             )
@@ -113,16 +136,24 @@ class UploadService:
             raise
         received = 0
         try:
-            received = await _pump(chunks, writer, state.hasher)
-            if length is not None and received != length:
-                raise SizeInvalid(f"received {received} bytes but the request announced {length}")
-        except BaseException:
-            # A broken chunk leaves the upload as it was before the request.
-            self._hashes.pop(upload_id, None)
-            await asyncio.to_thread(writer.abort)
+            try:
+                room = self.max_size - offset if self.max_size else None
+                received = await _pump(chunks, writer, state.hasher, room)
+                if length is not None and received != length:
+                    raise SizeInvalid(
+                        f"received {received} bytes but the request announced {length}"
+                    )
+            except BaseException:
+                # A broken chunk leaves the upload as it was before the request.
+                self._hashes.pop(upload_id, None)
+                await asyncio.to_thread(writer.abort)
+                raise
+            finally:
+                await asyncio.to_thread(writer.close)
+        except BlobTooLarge:
+            # It streamed past the limit without announcing its size: discard the upload.
+            await asyncio.to_thread(self._drop, upload_id)
             raise
-        finally:
-            await asyncio.to_thread(writer.close)
         state.offset = offset + received
         self._remember(upload_id, state)
         return UploadStatus(upload_id, repository, state.offset)
@@ -158,18 +189,24 @@ class UploadService:
         return str(expected)
 
     async def upload_whole(
-        self, repository: str, digest: str, chunks: AsyncIterator[bytes], length: int | None
+        self,
+        repository: str,
+        digest: str,
+        chunks: AsyncIterator[bytes],
+        length: int | None,
+        owner: str | None = None,
     ) -> str:
         """The single-POST monolithic push: one request carries the whole blob.
 
-        With a known `length`, a blob the namespace's quota cannot take is refused before
-        anything is read or stored."""
+        With a known `length`, a blob over the size limit or the namespace's quota is
+        refused before anything is read or stored."""
         parsed = Digest.parse(digest)
         algorithm = parsed.algorithm
         if length is not None:
             validate_name(repository)
+            self._check_size(length)
             await asyncio.to_thread(self._meta.check_quota, repository, length, str(parsed))
-        status = await asyncio.to_thread(self.start, repository, algorithm)
+        status = await asyncio.to_thread(self.start, repository, algorithm, owner)
         try:
             return await self.finish(repository, status.upload_id, digest, chunks, 0, length)
         except BaseException:
@@ -192,6 +229,10 @@ class UploadService:
 
     def _session(self, repository: str, upload_id: str) -> UploadRecord:
         validate_name(repository)
+        # IDs are ours (hex, dashes): anything else was never issued, and must not reach
+        # the database (PostgreSQL cannot compare text holding NUL).
+        if not _UPLOAD_ID.match(upload_id):
+            raise BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known in {repository}")
         record = self._meta.get_upload(upload_id)
         if record is None or record.repository != repository:
             raise BlobUploadUnknown(f"upload {upload_id} is not known in {repository}")
@@ -246,6 +287,41 @@ class UploadService:
             self._drop(upload_id)
             raise
 
+    def _check_size(self, size: int) -> None:
+        if self.max_size and size > self.max_size:
+            raise BlobTooLarge(
+                f"the upload would hold {size} bytes; this registry takes blobs of at most "
+                f"{self.max_size} bytes",
+                detail={"size": size, "limit": self.max_size},
+            )
+
+    def _refuse_too_large(self, upload_id: str, size: int) -> None:
+        """Discard the upload if announcing `size` bytes takes it over the size limit."""
+        try:
+            self._check_size(size)
+        except BlobTooLarge:
+            self._drop(upload_id)
+            raise
+
+    def _refuse_too_many(self, owner: str) -> None:
+        if not self.max_per_owner:
+            return
+        # Every session, whatever its age (GC removes abandoned ones after
+        # upload_max_age_hours); a soft limit: two racing starts may both pass.
+        prefix = f"{_owner_tag(owner)}-"
+        everything = datetime.now(UTC) + timedelta(days=1)
+        held = sum(
+            1
+            for record in self._meta.uploads_older_than(everything)
+            if record.upload_id.startswith(prefix)
+        )
+        if held >= self.max_per_owner:
+            raise TooManyRequests(
+                f"{owner} already has {held} open upload sessions, the most this registry "
+                "allows at once: finish or cancel one (DELETE its location) and retry",
+                detail={"open": held, "limit": self.max_per_owner},
+            )
+
     def _drop(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
         self._blobs.cancel_upload(upload_id)
@@ -263,8 +339,19 @@ def _write_and_hash(writer: UploadWriter, hasher: hashlib._Hash, data: bytes) ->
     writer.write(data)
 
 
-async def _pump(chunks: AsyncIterator[bytes], writer: UploadWriter, hasher: hashlib._Hash) -> int:
-    """Move the request body to storage in large steps, hashing on the way."""
+def _owner_tag(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:16]
+
+
+async def _pump(
+    chunks: AsyncIterator[bytes],
+    writer: UploadWriter,
+    hasher: hashlib._Hash,
+    room: int | None = None,
+) -> int:
+    """Move the request body to storage in large steps, hashing on the way.
+
+    More than `room` bytes (when given) raise BlobTooLarge before the excess is written."""
     buffer = bytearray()
     total = 0
     async for chunk in chunks:
@@ -272,6 +359,12 @@ async def _pump(chunks: AsyncIterator[bytes], writer: UploadWriter, hasher: hash
             continue
         buffer += chunk
         total += len(chunk)
+        if room is not None and total > room:
+            raise BlobTooLarge(
+                f"the blob grew past this registry's maximum upload size ({room} more bytes "
+                "fitted); the upload is discarded",
+                detail={"limit_remaining": room},
+            )
         if len(buffer) >= WRITE_BUFFER:
             await asyncio.to_thread(_write_and_hash, writer, hasher, bytes(buffer))
             buffer.clear()

@@ -39,7 +39,11 @@ from cargohold.http.errors import (
     unexpected_error_handler,
 )
 from cargohold.http.metrics import Metrics, metrics_endpoint
-from cargohold.http.middleware import ObservabilityMiddleware
+from cargohold.http.middleware import (
+    BodyTimeoutMiddleware,
+    NulGuardMiddleware,
+    ObservabilityMiddleware,
+)
 from cargohold.http.mirror import MirrorMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
 from cargohold.http.ui import ui_routes
@@ -109,7 +113,13 @@ def scan_gauges(stats: QueueStats) -> dict[str, float]:
 def create_app(settings: Settings) -> Starlette:
     stores = open_stores(settings)
     engine, meta, blobs, shared = stores.engine, stores.meta, stores.blobs, stores.redis
-    registry = Registry(blobs, meta, settings.max_manifest_size)
+    registry = Registry(
+        blobs,
+        meta,
+        settings.max_manifest_size,
+        max_upload_size=settings.max_upload_size,
+        max_uploads_per_owner=settings.max_uploads_per_principal,
+    )
     registry.set_proxy(open_proxy(settings, stores))  # pull-through cache (cargohold.proxy)
     auth_store = AuthStore(engine)
     policy = AccessPolicy(auth_store, settings.anonymous_pull)
@@ -139,7 +149,13 @@ def create_app(settings: Settings) -> Starlette:
         return gauges
 
     middleware = [
-        Middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.access_log)
+        Middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.access_log),
+        Middleware(
+            BodyTimeoutMiddleware,
+            seconds=settings.request_body_timeout,
+            min_rate=settings.request_body_min_rate,
+        ),
+        Middleware(NulGuardMiddleware),
     ]
     middleware.append(
         Middleware(

@@ -29,6 +29,7 @@ ERROR_TABLE: dict[type[e.RegistryError], tuple[str, int]] = {
     e.NameUnknown: ("NAME_UNKNOWN", 404),
     e.TagInvalid: ("MANIFEST_INVALID", 400),
     e.SizeInvalid: ("SIZE_INVALID", 400),
+    e.BlobTooLarge: ("SIZE_INVALID", 413),
     e.RangeInvalid: ("BLOB_UPLOAD_INVALID", 416),
     e.Unsupported: ("UNSUPPORTED", 405),
     e.Denied: ("DENIED", 403),

@@ -8,6 +8,7 @@ can be found in the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,9 +16,11 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cargohold.http.errors import error_body
 from cargohold.http.metrics import Metrics, route_label
 
 access_log = logging.getLogger("cargohold.access")
+log = logging.getLogger(__name__)
 
 
 class ObservabilityMiddleware:
@@ -94,3 +97,122 @@ def _request_id(scope: Scope) -> bytes:
 
 
 _ID_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+class NulGuardMiddleware:
+    """Refuse a NUL character in the path or query outside /v2, before any handler runs.
+
+    No name, token, ID or filter of the admin API, the token endpoint or the UI may hold
+    one, and PostgreSQL cannot even compare text with NUL (it raises, which was a 500).
+    /v2 is left to its own grammar checks, which answer with the distribution spec's codes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"].startswith("/v2/")
+            or ("\x00" not in scope["path"] and not _has_nul(scope.get("query_string", b"")))
+        ):
+            await self.app(scope, receive, send)
+            return
+        body = error_body("INVALID_REQUEST", "NUL characters are not allowed in URLs")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _has_nul(query: bytes) -> bool:
+    return b"%00" in query or b"\x00" in query
+
+
+class BodyTimeoutMiddleware:
+    """Answer 408 to a client that sends its request body too slowly (slowloris).
+
+    The body has `seconds` to arrive, plus one second for every `min_rate` bytes received
+    (Apache's mod_reqtimeout rule), so a large upload at a sane speed never times out while
+    a trickle of bytes does. On expiry the client gets 408 and the connection closes; the
+    handler sees a client disconnect, so an upload rolls back its unfinished chunk.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float, min_rate: int) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        received = 0
+        body_done = False
+        responded = False
+        timed_out = False
+
+        async def timed_receive() -> Message:
+            nonlocal received, body_done, timed_out
+            if body_done or timed_out:
+                # After the body only a disconnect can come; streaming responses wait for it.
+                return await receive() if not timed_out else {"type": "http.disconnect"}
+            deadline = started + self.seconds + received / self.min_rate
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                timed_out = True
+                await self._answer_timeout(scope, send, responded, received)
+                return {"type": "http.disconnect"}
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal responded
+            if timed_out:
+                return  # the 408 went out already
+            if message["type"] == "http.response.start":
+                responded = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+            # The handler met the disconnect we made up; the client has its 408.
+            log.info("request body timed out: %s %s", scope["method"], scope["path"])
+
+    async def _answer_timeout(self, scope: Scope, send: Send, responded: bool, got: int) -> None:
+        if responded:
+            return  # too late for a status; closing the connection is all that is left
+        body = error_body(
+            "BLOB_UPLOAD_INVALID",
+            f"the request body arrived too slowly ({got} bytes in "
+            f"{self.seconds + got / self.min_rate:.0f}s allowed): send it faster or in "
+            "smaller requests",
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 408,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -51,8 +51,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
 
     header_type = (content_type or "").split(";", 1)[0].strip().lower()
     body_type = doc.get("mediaType")
-    if body_type is not None and not isinstance(body_type, str):
-        raise ManifestInvalid("mediaType must be a string")
+    if body_type is not None:
+        body_type = _storable(body_type, "mediaType")
     media_type = _decide_media_type(header_type, body_type, doc)
 
     if doc.get("schemaVersion") != 2:
@@ -133,6 +133,7 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     size = raw.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise ManifestInvalid(f"{where}.mediaType must be a non-empty string")
+    _storable(media_type, f"{where}.mediaType")
     if not isinstance(digest, str):
         raise ManifestInvalid(f"{where}.digest must be a string")
     try:
@@ -145,8 +146,8 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     if urls is not None and not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
         raise ManifestInvalid(f"{where}.urls must be a list of strings")
     artifact_type = raw.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise ManifestInvalid(f"{where}.artifactType must be a string")
+    if artifact_type is not None:
+        _storable(artifact_type, f"{where}.artifactType")
     return Descriptor(media_type, digest, size, artifact_type, has_urls=bool(urls))
 
 
@@ -159,9 +160,7 @@ def _optional_string(doc: dict[str, Any], key: str) -> str | None:
     value = doc.get(key)
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ManifestInvalid(f"{key} must be a string")
-    return value or None
+    return _storable(value, key) or None
 
 
 def _annotations(doc: dict[str, Any]) -> dict[str, str] | None:
@@ -172,4 +171,21 @@ def _annotations(doc: dict[str, Any]) -> dict[str, str] | None:
         isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
     ):
         raise ManifestInvalid("annotations must map strings to strings")
+    for key, value in raw.items():
+        _storable(key, "annotations key")
+        _storable(value, f"annotations[{key[:60]!r}]")
     return raw
+
+
+def _storable(value: Any, where: str) -> str:
+    """A string the metadata database can hold: JSON allows NUL and lone surrogates
+    (\\u0000, \\ud800), but PostgreSQL text and UTF-8 do not, so refuse them here."""
+    if not isinstance(value, str):
+        raise ManifestInvalid(f"{where} must be a string")
+    if "\x00" in value:
+        raise ManifestInvalid(f"{where} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestInvalid(f"{where} is not valid Unicode (a lone surrogate)") from None
+    return value

@@ -46,7 +46,10 @@ def list_events(
         until=_utc(until),
         limit=limit,
     )
-    return [AuditEntry.model_validate(event.as_dict()) for event in events]
+    # SQLite hands back naive times (stored as UTC); the schema promises an RFC 3339 zone.
+    return [
+        AuditEntry.model_validate({**event.as_dict(), "at": _utc(event.at)}) for event in events
+    ]
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
     CONFLICT,
-    MAX_ID,
     Caller,
     Store,
     error_doc,
@@ -42,8 +41,10 @@ router = APIRouter(
     },
 )
 
-RuleId = Annotated[int, Path(ge=1, le=MAX_ID)]
-ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# The replication tables' ids are 32-bit: PostgreSQL refuses to even compare a larger one.
+_MAX_INT32_ID = 2**31 - 1
+RuleId = Annotated[int, Path(ge=1, le=_MAX_INT32_ID)]
+ExecutionId = Annotated[int, Path(ge=1, le=_MAX_INT32_ID)]
 EndpointName = Annotated[str, Path(max_length=64)]
 Direction = Literal["push", "pull"]
 Trigger = Literal["event", "schedule", "manual"]

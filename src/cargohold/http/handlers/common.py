@@ -12,6 +12,7 @@ from starlette.requests import Request
 from cargohold.core import Registry
 from cargohold.errors import BlobUploadInvalid, PaginationInvalid, SizeInvalid
 from cargohold.http.access import Access
+from cargohold.http.audit import address_of
 
 __all__ = ["run_in_threadpool"]
 
@@ -27,6 +28,12 @@ def registry_of(request: Request) -> Registry:
 def access_of(request: Request) -> Access:
     access: Access = request.state.access
     return access
+
+
+def owner_of(request: Request) -> str:
+    """Whom limits count a request against: the user, or an anonymous caller's address."""
+    principal = access_of(request).principal
+    return principal.name or f"address:{address_of(request.scope)}"
 
 
 def content_length(request: Request) -> int | None:

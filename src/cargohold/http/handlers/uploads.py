@@ -14,6 +14,7 @@ from cargohold.http.handlers.common import (
     chunk_bounds,
     content_length,
     has_body,
+    owner_of,
     registry_of,
     run_in_threadpool,
     single_param,
@@ -55,13 +56,13 @@ async def start_upload(request: Request) -> Response:
     digest = single_param(request, "digest")
     if digest is not None:
         stored = await registry.uploads.upload_whole(
-            name, digest, body_stream(request), content_length(request)
+            name, digest, body_stream(request), content_length(request), owner_of(request)
         )
         return _blob_created(name, stored)
     algorithm = single_param(request, "digest-algorithm") or "sha256"
     if mount is not None:
         algorithm = Digest.parse(mount).algorithm
-    status = await run_in_threadpool(registry.uploads.start, name, algorithm)
+    status = await run_in_threadpool(registry.uploads.start, name, algorithm, owner_of(request))
     return Response(status_code=202, headers=_session_headers(status))
 
 
