@@ -2,6 +2,7 @@
 import { api, ApiError, basicAuth, query, repoPath, setCsrf, settled } from "./api.js";
 import { accountPage } from "./account.js";
 import { barChart, columnChart } from "./charts.js";
+import { policySections } from "./policies.js";
 import {
   bytes,
   clear,
@@ -1273,6 +1274,7 @@ async function namespacePage() {
     });
     root.appendChild(section("Robot accounts", secretBox, robotBox, h("h3", {}, "New robot account"), create));
     await namespaceOverview(root, ns);
+    await policySections({ section, guarded, announce, badge }, root, ns);
   });
 }
 
@@ -1757,6 +1759,7 @@ async function auditPage() {
 
 async function replicationPage() {
   const root = page("Replication");
+  const executions = h("div", { id: "executions", "aria-live": "polite" });
   await guarded(async () => {
     const [endpoints, rules] = await Promise.all([
       api("GET", "/v1/replication/endpoints"),
@@ -1815,9 +1818,21 @@ async function replicationPage() {
                           guarded(async () => {
                             const run = await api("POST", `/v1/replication/rules/${r.id}/run`);
                             announce(`Queued execution ${run.id} of ${r.name}.`, "ok");
+                            await showExecutions(executions, r);
                           }),
                       },
                       "Run now",
+                    ),
+                    " ",
+                    h(
+                      "button",
+                      {
+                        type: "button",
+                        class: "small secondary",
+                        "aria-label": `Show the executions of ${r.name}`,
+                        onclick: () => guarded(() => showExecutions(executions, r)),
+                      },
+                      "Executions",
                     ),
                   ),
                 ),
@@ -1825,9 +1840,39 @@ async function replicationPage() {
               { class: "rules" },
             )
           : h("p", { class: "muted" }, "No rules."),
+        executions,
       ),
     );
   });
+}
+
+// A rule's executions, newest first, in `box`.
+async function showExecutions(box, rule) {
+  const found = await api("GET", `/v1/replication/rules/${rule.id}/executions?limit=20`);
+  clear(box).append(
+    h("h3", {}, `Executions of ${rule.name}`),
+    found.executions.length
+      ? table(
+          `Executions of ${rule.name}, newest first`,
+          ["#", "Trigger", "State", "Started", "Finished", "Images", "Copied", "Error"],
+          found.executions.map((x) =>
+            h(
+              "tr",
+              {},
+              h("td", { class: "num" }, String(x.id)),
+              h("td", {}, x.trigger),
+              h("td", {}, badge(x.state, x.state === "succeeded" ? "ok" : "")),
+              h("td", {}, x.started_at ? when(x.started_at) : "–"),
+              h("td", {}, x.finished_at ? when(x.finished_at) : "–"),
+              h("td", { class: "num" }, String(x.images)),
+              h("td", { class: "num" }, `${x.blobs_copied} blobs, ${bytes(x.bytes)}`),
+              h("td", {}, x.error || "–"),
+            ),
+          ),
+          { class: "executions" },
+        )
+      : h("p", { class: "muted" }, "No executions yet."),
+  );
 }
 
 async function usagePage() {
