@@ -2,7 +2,7 @@
 
 Importing this module adds the commands to `cargohold scan` (cli_scan's scan_app). They
 open the same stores as `serve`; running servers see a change within
-POLICY_CACHE_SECONDS. Changes are recorded in the audit log as `cli:<OS user>`.
+the policy_cache_seconds setting. Changes are recorded in the audit log as `cli:<OS user>`.
 
 Exit status: 0 on success, 1 when there is nothing to remove, 2 for invalid input.
 """
@@ -32,7 +32,6 @@ from cargohold.cli_common import (
 )
 from cargohold.cli_scan import scan_app
 from cargohold.scan.policy import (
-    POLICY_CACHE_SECONDS,
     AllowEntry,
     ScanPolicy,
     ScanPolicyInvalid,
@@ -48,7 +47,7 @@ SEMANTICS = (
     "not except ('unknown' severities count at 'low' only), or when it has no scan yet and "
     "unscanned images are denied. Signatures, SBOMs and other artifacts always pass, and so "
     "does HEAD. Without a policy every pull is allowed. Running servers apply a change "
-    f"within {POLICY_CACHE_SECONDS:g} seconds."
+    "within policy_cache_seconds (5 seconds unless configured)."
 )
 
 policy_app = command_group(help="The namespace's vulnerability-scan pull policy.\n\n" + SEMANTICS)

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         description="Scan results kept per image; older ones, and those of deleted images, "
         "are removed by the scheduled cleanup.",
     )
+    policy_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds each server process keeps a namespace's pull policies (scan "
+        "and signature) and a refused signature check before reading them again: the "
+        "longest a policy change, or a signature pushed after a refusal, takes to apply.",
+    )
     webhook_workers: int = Field(
         1,
         ge=0,

@@ -6,7 +6,8 @@ are refused or let through.
 The server is this module's own (embedded, and scale-out on PostgreSQL + S3 + Redis): the
 advisories imported here would otherwise show in other tests' results. It runs no
 background scanner (CARGOHOLD_SCAN_WORKERS=0): every scan is the CLI's. Servers cache a
-namespace's policy for POLICY_CACHE_SECONDS, so every change is followed by that wait.
+namespace's policy for policy_cache_seconds, here POLICY_CACHE (shorter than the default so
+the test waits less), so every change is followed by that wait.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from tests.conftest import LiveRegistry, scaleout_environment
 from tests.scan.layerkit import Layer, write_oci_layout
 from tests.scan.test_service import ADVISORIES, DEBIAN_OS_RELEASE, debian_layer
 
-from cargohold.scan.policy import POLICY_CACHE_SECONDS
-
 from .skopeo import Result, Skopeo
 
 PUSH = "--dest-tls-verify=false"
 PULL = "--src-tls-verify=false"
+POLICY_CACHE = 0.5
 
 
 @pytest.fixture(scope="module", params=["embedded", "scaleout"])
@@ -43,7 +43,7 @@ def server(
 ) -> Iterator[LiveRegistry]:
     data_dir = tmp_path_factory.mktemp(f"scan-policy-{request.param}") / "data"
     with ExitStack() as stack:
-        env = {"CARGOHOLD_SCAN_WORKERS": "0"}
+        env = {"CARGOHOLD_SCAN_WORKERS": "0", "CARGOHOLD_POLICY_CACHE_SECONDS": str(POLICY_CACHE)}
         if request.param == "scaleout":
             env.update(scaleout_environment(stack))
         live = LiveRegistry(data_dir, env)
@@ -69,7 +69,7 @@ def cargohold(server: LiveRegistry, *args: str, code: int = 0) -> subprocess.Com
 
 def settle() -> None:
     """Wait until every server process has read the namespace's policy again."""
-    time.sleep(POLICY_CACHE_SECONDS + 0.5)
+    time.sleep(POLICY_CACHE + 0.5)
 
 
 def clean_layer() -> Layer:
@@ -154,7 +154,7 @@ def test_pulls_follow_the_namespace_scan_policy(
     # One that has expired does not.
     cargohold(server, "scan", "disallow", ns, "CVE-2099-SSL1")
     # Far enough ahead for a CLI start on a busy machine, then waited out.
-    soon = datetime.now(UTC) + timedelta(seconds=20)
+    soon = datetime.now(UTC) + timedelta(seconds=12)
     cargohold(server, "scan", "allow", ns, "CVE-2099-SSL1", "--expires", soon.isoformat())
     time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
     settle()

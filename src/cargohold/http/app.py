@@ -205,8 +205,12 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.registry = registry
     app.state.pull_guards = PullGuards(
-        scans=PullPolicyGate(ScanPolicyStore(engine), ScanResultStore(engine)),
-        signatures=SignaturePullGate(SignatureStore(engine), registry),
+        scans=PullPolicyGate(
+            ScanPolicyStore(engine), ScanResultStore(engine), ttl=settings.policy_cache_seconds
+        ),
+        signatures=SignaturePullGate(
+            SignatureStore(engine), registry, ttl=settings.policy_cache_seconds
+        ),
         events=PullEvents(engine),  # for webhooks subscribed to pulls
     )
     app.state.advisories = AdvisoryStore(engine)

@@ -4,8 +4,9 @@ cosign signature by one of the namespace's trusted keys.
 Checked on manifest GETs. Artifacts (signatures, SBOMs, other referrers) pass, and so does
 a platform image of a verified index: cosign signs the index a multi-platform tag names,
 and clients then fetch its platforms by digest. Lookups are cached in the process: the
-namespace's policy and keys for POLICY_TTL seconds, a verdict for VERIFIED_TTL seconds
-(REFUSED_TTL when refused, so a signature pushed after a refusal is seen quickly).
+namespace's policy and keys for `ttl` seconds (the policy_cache_seconds setting), a verdict
+for VERIFIED_TTL seconds (`ttl` when refused, so a signature pushed after a refusal is seen
+quickly).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from cargohold.storage.meta import ManifestRecord
 
 POLICY_TTL = 5.0
 VERIFIED_TTL = 300.0
-REFUSED_TTL = 5.0
 _MAX_CACHED = 10_000
 
 
@@ -37,9 +37,11 @@ class SignaturePullGate:
         self,
         store: SignatureStore,
         registry: Registry,
+        ttl: float = POLICY_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._ttl = ttl
         self._verifier = CosignVerifier(registry)
         self._clock = clock
         self._lock = threading.Lock()
@@ -51,7 +53,7 @@ class SignaturePullGate:
         at = self._clock()
         with self._lock:
             cached = self._policies.get(namespace)
-        if cached is not None and at - cached[0] < POLICY_TTL:
+        if cached is not None and at - cached[0] < self._ttl:
             return cached[1]
         keys = None
         if self._store.signatures_required(namespace):
@@ -88,7 +90,7 @@ class SignaturePullGate:
         with self._lock:
             cached = self._verdicts.get(key)
         if cached is not None:
-            ttl = VERIFIED_TTL if cached[1].verified else REFUSED_TTL
+            ttl = VERIFIED_TTL if cached[1].verified else self._ttl
             if at - cached[0] < ttl:
                 return cached[1]
         verdict = self._verifier.verify(repository, digest, list(keys))
