@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import goals
 import httpx
+import limits
+import memory
 import ops
 import report
 import servers
@@ -47,6 +50,19 @@ class Config:
     walk_seconds: float
     use_wrk: bool
     pull_httpx: bool
+    tiny_images: int = 200
+    tiny_clients: int = 8
+    tiny_layers: int = 3
+    tiny_layer_bytes: int = 2048
+    catalog_repos: int = 2000
+    catalog_concurrency: int = 16
+    gc_blobs: int = 10_000
+    gc_runs: int = 3
+    auth: bool = True
+    limits: bool = True
+    hash_seconds: float = 1.0
+    smoke: bool = False
+    loopback_server: str = ""  # what served the loopback limit (nginx version)
     order: tuple[str, ...] = (CARGOHOLD, DISTRIBUTION)
 
     def describe(self) -> dict:
@@ -73,7 +89,28 @@ class Config:
             "server_logging": "distribution: level error, accesslog disabled; cargohold: "
             "CARGOHOLD_LOG_LEVEL=error, CARGOHOLD_ACCESS_LOG=false",
             "order": "interleaved per measurement: " + ", ".join(self.order) + ", ...",
+            "small_images": f"{self.tiny_images} per run, {self.tiny_clients} clients, each "
+            f"{self.tiny_layers} layers of {self.tiny_layer_bytes} B + config + manifest "
+            "(POST+PUT per blob, PUT manifest), httpx in the runner process",
+            "tiny_images": self.tiny_images,
+            "catalog_repositories": self.catalog_repos,
+            "loopback_server": self.loopback_server or "not measured",
+            "gc_blobs": self.gc_blobs,
+            "gc_runs": self.gc_runs,
+            "token_auth": "cargohold: its own /token (ES256), admin created at start; "
+            "distribution: token auth (realm/issuer/rootcertbundle) against the bench's "
+            "token server (ES256, kid = libtrust key id); token fetched by the Docker token "
+            "flow before each measurement and sent on every request"
+            if self.auth
+            else "off",
+            "machine_limits": "measured in every run" if self.limits else "off",
+            "smoke": self.smoke,
         }
+
+    @property
+    def wrk_ok(self) -> bool:
+        """wrk's duration is whole seconds; shorter loops (smoke) use the raw loop."""
+        return self.use_wrk and self.loop_seconds >= 1
 
 
 @dataclass
@@ -84,6 +121,9 @@ class Target:
     blob_digest: str = ""
     manifest_digest: str = ""
     state: dict = field(default_factory=dict)
+    # token auth phase: the scopes asked for, and the Authorization header they gave
+    scopes: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -92,7 +132,11 @@ class Target:
 
 REPO_BLOBS = "bench/blobs"
 REPO_IMAGE = "bench/image"
-REPO_TAGS = "bench/tags"
+# not "bench/tags": cargohold's access check takes /v2/bench/tags/tags/list for repository
+# "bench" (its route pattern stops at the first "/tags/"), so token auth would refuse it
+REPO_TAGS = "bench/taglist"
+REPO_SMALL = "bench/small{k}"  # one repository per small-image push client
+REPO_CATALOG = "catalog/r{i:05d}"
 
 # (key, metric, label, unit, higher_is_better)
 ROWS = [
@@ -110,13 +154,52 @@ for _op, _name in (("get", "manifest GET by tag"), ("head", "manifest HEAD by di
             (_k, "p99_ms", f"{_name}, c={_c} p99", "ms", False),
         ]
 ROWS += [
+    ("tiny_push", "images_per_s", "small image push ({images}, 8 clients)", "images/s", True),
     ("tags_full_c1", "rps", "tags/list full ({tags} tags), c=1", "req/s", True),
     ("tags_full_c1", "p99_ms", "tags/list full ({tags} tags), c=1 p99", "ms", False),
     ("tags_full_c8", "rps", "tags/list full ({tags} tags), c=8", "req/s", True),
     ("tags_walk", "walks_per_s", "tags/list n=100 walk ({tags} tags), whole list", "walks/s", True),
     ("tags_walk", "rps", "tags/list n=100 walk ({tags} tags), pages", "req/s", True),
     ("tag_setup", "rps", "tag PUT (setup, c=16)", "req/s", True),
+    ("catalog_c1", "rps", "catalog ({repos} repositories), c=1", "req/s", True),
+    ("catalog_c1", "p99_ms", "catalog ({repos} repositories), c=1 p99", "ms", False),
+    ("catalog_c8", "rps", "catalog ({repos} repositories), c=8", "req/s", True),
+    ("gc", "seconds", "GC over {gc_blobs} blobs (half garbage), whole command", "s", False),
+    ("rss_c32", "process_mb", "peak RSS under c=32 load, largest process", "MB", False),
+    ("rss_c32", "total_mb", "peak RSS under c=32 load, all processes", "MB", False),
 ]
+# the small-request workloads again with token auth on (a bearer token on every request)
+AUTH_KEYS = (
+    "manifest_get_c1",
+    "manifest_get_c32",
+    "manifest_head_c1",
+    "manifest_head_c32",
+    "tiny_push",
+    "tags_full_c1",
+    "catalog_c1",
+    "rss_c32",
+)
+ROWS += [
+    (k + goals.AUTH_SUFFIX, m, f"{label} (token auth)", u, h)
+    for k, m, label, u, h in list(ROWS)
+    if k in AUTH_KEYS and m != "p50_ms"
+]
+# the machine's own limits: (key, metric, label, unit)
+LIMIT_ROWS = [
+    ("limit_sha256", "mbps", "machine: sha256 (hashlib, {size} buffer, 1 core)", "MB/s"),
+    ("limit_fsync", "mbps", "machine: disk write {size} + fsync (data disk)", "MB/s"),
+    ("limit_push", "mbps", "machine: push limit = min(sha256, fsync'd write)", "MB/s"),
+    ("limit_loopback_1_sendfile", "mbps", "machine: {server} sendfile on, 1 client", "MB/s"),
+    ("limit_loopback_1_readwrite", "mbps", "machine: {server} sendfile off, 1 client", "MB/s"),
+    ("limit_loopback_1", "mbps", "machine: best loopback transfer, 1 client", "MB/s"),
+    ("limit_loopback_n_sendfile", "mbps", "machine: {server} sendfile on, 8 clients", "MB/s"),
+    ("limit_loopback_n_readwrite", "mbps", "machine: {server} sendfile off, 8 clients", "MB/s"),
+    ("limit_loopback_n", "mbps", "machine: best loopback transfer, 8 clients", "MB/s"),
+    ("limit_tiny_c1", "rps", "machine: {server} tiny file GET, c=1", "req/s"),
+    ("limit_tiny_c32", "rps", "machine: {server} tiny file GET, c=32", "req/s"),
+]
+MACHINE = "machine"  # results key of the limit measurements (not a server)
+RSS_LOOPS = ("manifest_get_c32", "manifest_head_c32")  # where memory is sampled
 
 
 def machine_busy_seconds() -> float:
@@ -127,18 +210,25 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / servers.CLK_TCK
 
 
+STARTED = time.monotonic()
+
+
 def log(msg: str) -> None:
+    """A progress line, with the seconds since start."""
+    msg = f"[{time.monotonic() - STARTED:6.1f}s] {msg}"
     print(msg, flush=True)
 
 
 class Bench:
-    def __init__(self, cfg: Config, targets: list[Target]):
+    def __init__(self, cfg: Config, targets: list[Target], workdir: Path):
         self.cfg = cfg
         self.targets = targets
+        self.workdir = workdir
         self.results: dict[str, dict[str, list[dict]]] = {t.name: {} for t in targets}
         self.notes: list[str] = []
         self.data = bytearray(os.urandom(cfg.blob_bytes))
         self.counter = 0
+        self.files: limits.FileServer | None = None  # nginx for the machine limits
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -177,7 +267,10 @@ class Bench:
             s0 = self._server_cpu(server)
             c0, t0 = time.process_time(), time.perf_counter()
             try:
-                rec.update(await fn(target))
+                if goals.base_key(key) in RSS_LOOPS:
+                    rec.update(await self._with_rss(server, fn, target))
+                else:
+                    rec.update(await fn(target))
             except Exception as e:  # record and go on with the other measurements
                 rec["error"] = f"{type(e).__name__}: {e}"[:400]
             elapsed = time.perf_counter() - t0
@@ -196,6 +289,8 @@ class Bench:
             in (
                 "mbps",
                 "rps",
+                "images_per_s",
+                "rss_peak_process_mb",
                 "p50_ms",
                 "p99_ms",
                 "walks_per_s",
@@ -205,6 +300,17 @@ class Bench:
             )
         }
         log(f"  run {run} {key:<18} {target.name:<18} {rec.get('error') or shown}")
+
+    @staticmethod
+    async def _with_rss(server: servers.Server, fn, target: Target) -> dict:
+        """Run fn while sampling the resident memory of the server's process tree."""
+        assert server.proc is not None
+        root = server.proc.pid
+        sampler = memory.RssSampler(lambda: servers.tree_pids(root))
+        with sampler:
+            rec = await fn(target)
+        rec.update(sampler.result(servers.tree_pids(root)))
+        return rec
 
     # --- setup ------------------------------------------------------------------------
 
@@ -238,12 +344,75 @@ class Bench:
         want = {ops.tag_name(i) for i in range(cfg.tags)} | {"base"}
         if set(tags) != want:
             raise ops.BenchError(f"tags/list returned {len(tags)} tags, want {len(want)}")
+        # the small-image repositories exist from the start, so the catalog is the same
+        # size for every catalog measurement
+        small = [REPO_SMALL.format(k=k) for k in range(cfg.tiny_clients)]
+        await ops.push_small_images(
+            c, small, [f"setup-{k}" for k in range(len(small))], len(small), 1, 64
+        )
+        names = [REPO_CATALOG.format(i=i) for i in range(cfg.catalog_repos)]
+        csecs = await ops.make_repositories(
+            c, REPO_IMAGE, manifest, names, cfg.catalog_concurrency
+        )
+        every = {REPO_BLOBS, REPO_IMAGE, REPO_TAGS, *small, *names}
+        # one page holding every repository: ask for more than there are
+        target.state["catalog_n"] = len(every) + 100
+        listed, more = await ops.list_catalog(c, target.state["catalog_n"])
+        if more or set(listed) != every:
+            raise ops.BenchError(
+                f"catalog ?n={target.state['catalog_n']} returned {len(listed)} "
+                f"repositories{' and a next link' if more else ''}, want {len(every)} in one page"
+            )
         log(
             f"  setup {target.name}: blob {cfg.blob_bytes // ops.MiB} MiB, image "
-            f"{mdigest[:19]}..., {cfg.tags} tags in {secs:.1f}s"
+            f"{mdigest[:19]}..., {cfg.tags} tags in {secs:.1f}s, "
+            f"{cfg.catalog_repos} repositories in {csecs:.1f}s"
         )
 
+    async def setup_auth(self, target: Target) -> None:
+        """Auth is really on (401 without a token), and the token flow gives access."""
+        ref = f"/v2/{REPO_IMAGE}/manifests/latest"
+        async with ops.new_client(target.base, connections=1) as anonymous:
+            r = await anonymous.get(ref, headers={"Accept": ops.OCI_MANIFEST})
+            if r.status_code != 401:
+                raise ops.BenchError(f"{target.name} with auth: {r.status_code} without a token")
+        target.client = ops.new_client(target.base, connections=64)
+        await self.prep_auth(target)
+        await ops.get_manifest(target.client, REPO_IMAGE, "latest", "GET")
+        log(f"  setup {target.name} (token auth): 401 without a token, 200 with one")
+
     # --- measurements -----------------------------------------------------------------
+
+    async def prep_auth(self, t: Target) -> None:
+        """Untimed: a fresh token by the Docker token flow, sent on every request after."""
+        import tokenauth
+
+        token = await asyncio.to_thread(tokenauth.fetch_token, t.base, t.scopes)
+        t.headers = {"Authorization": f"Bearer {token}"}
+        assert t.client is not None
+        t.client.headers.update(t.headers)
+
+    async def m_tiny_push(self, t: Target) -> dict:
+        cfg = self.cfg
+        self.counter += 1
+        seeds = [f"p{self.counter:05d}-{i:04d}" for i in range(cfg.tiny_images)]
+        repos = [REPO_SMALL.format(k=k) for k in range(cfg.tiny_clients)]
+        secs = await ops.push_small_images(
+            t.client, repos, seeds, cfg.tiny_clients, cfg.tiny_layers, cfg.tiny_layer_bytes
+        )
+        requests = cfg.tiny_images * (2 * (cfg.tiny_layers + 1) + 1)
+        return {
+            "images_per_s": cfg.tiny_images / secs,
+            "rps": requests / secs,
+            "requests": requests,
+            "wall_s": secs,
+        }
+
+    def catalog_loop(self, conns: int):
+        async def fn(t: Target) -> dict:
+            return self._loop(t, f"/v2/_catalog?n={t.state['catalog_n']}", "GET", conns, None)
+
+        return fn
 
     async def prep_push(self, t: Target) -> None:
         """Untimed: a new blob body and its digest, and dirty pages flushed to disk."""
@@ -288,9 +457,9 @@ class Bench:
         return {"mbps": n / dt / MB, "wall_s": dt}
 
     def _loop(self, t: Target, path: str, method: str, conns: int, accept: str | None) -> dict:
-        headers = {"Accept": accept} if accept else {}
+        headers = {**t.headers, **({"Accept": accept} if accept else {})}
         res = wrkload.run_loop(
-            self.cfg.use_wrk,
+            self.cfg.wrk_ok,
             url=t.base + path,
             method=method,
             headers=headers,
@@ -375,7 +544,50 @@ class Bench:
             ("tags_full_c1", self.tags_loop(1)),
             ("tags_full_c8", self.tags_loop(8)),
             ("tags_walk", self.m_tags_walk),
+            ("tiny_push", self.m_tiny_push),
+            ("catalog_c1", self.catalog_loop(1)),
+            ("catalog_c8", self.catalog_loop(8)),
         ]
+
+    def auth_plan(self) -> list[tuple]:
+        """The small-request workloads of AUTH_KEYS (memory is sampled in the c=32 loops)."""
+        plan = {key: fn for key, fn, *_prep in self.plan()}
+        return [(k, plan[k]) for k in AUTH_KEYS if k in plan]
+
+    async def measure_limits(self, run: int) -> None:
+        """The machine's limits, once per run, before the registries are measured."""
+        cfg, files = self.cfg, self.files
+        per = self.results.setdefault(MACHINE, {})
+
+        def put(key: str, **values: float) -> None:
+            per.setdefault(key, []).append({"run": run, **values})
+
+        put("limit_sha256", mbps=limits.sha256_rate(self.data, cfg.hash_seconds))
+        put("limit_fsync", mbps=limits.fsync_write_rate(self.data, self.workdir))
+        if files is not None:
+            for mode, name in (("sendfile", "sendfile"), ("read/write", "readwrite")):
+                if mode not in files.ports:
+                    continue
+                for clients, label in ((1, "1"), (cfg.pull_clients, "n")):
+                    t0 = time.perf_counter()
+                    got = await ops.raw_get(files.base(mode), f"/{files.blob_name}", clients)
+                    dt = time.perf_counter() - t0
+                    if got != cfg.blob_bytes * clients:
+                        raise ops.BenchError(f"{files.tool} {mode}: {got} bytes")
+                    put(f"limit_loopback_{label}_{name}", mbps=got / dt / MB)
+            for conns in (1, 32):
+                res = wrkload.run_loop(
+                    cfg.wrk_ok,
+                    url=files.base("sendfile") + "/" + limits.TINY_FILE,
+                    method="GET",
+                    headers={},
+                    connections=conns,
+                    seconds=cfg.loop_seconds,
+                    max_requests=cfg.max_requests,
+                )
+                put(f"limit_tiny_c{conns}", rps=res.rps, p50_ms=res.p50_ms, p99_ms=res.p99_ms)
+        shown = {k: round(v[-1].get("mbps") or v[-1].get("rps") or 0, 1) for k, v in per.items()}
+        log(f"  run {run} machine limits {shown}")
 
     async def run(self) -> None:
         for t in self.targets:
@@ -384,9 +596,21 @@ class Bench:
             except Exception as e:
                 log(f"  setup {t.name} FAILED: {type(e).__name__}: {e}")
                 self.notes.append(f"{t.name}: setup failed: {type(e).__name__}: {e}"[:400])
+        if self.cfg.limits:
+            self.files = limits.FileServer(self.workdir / "limits")
+            try:
+                self.files.start(self.data)
+            except Exception as e:
+                self.notes.append(f"loopback limit not measured: {type(e).__name__}: {e}"[:400])
+                self.files = None
         try:
             for run in range(1, self.cfg.runs + 1):
                 log(f"run {run}/{self.cfg.runs}")
+                if self.cfg.limits:
+                    try:
+                        await self.measure_limits(run)
+                    except Exception as e:
+                        self.notes.append(f"run {run}: machine limits: {type(e).__name__}: {e}")
                 for key, fn, *prep in self.plan():
                     for t in self.targets:
                         await self.measure(key, t, fn, run, *prep)
@@ -398,15 +622,95 @@ class Bench:
             for t in self.targets:
                 if t.client is not None:
                     await t.client.aclose()
+            if self.files is not None:
+                self.files.stop()
+
+    async def run_auth(self, auth_targets: list[Target]) -> None:
+        """The AUTH_KEYS workloads against the servers restarted with token auth on."""
+        ready = []
+        for t in auth_targets:
+            try:
+                await self.setup_auth(t)
+                ready.append(t)
+            except Exception as e:
+                log(f"  setup {t.name} (token auth) FAILED: {type(e).__name__}: {e}")
+                self.notes.append(f"{t.name}: token auth setup failed: {type(e).__name__}: {e}")
+        # CPU accounting counts the servers running now
+        self.targets = [*auth_targets, *(t for t in self.targets if t.server.alive())]
+        try:
+            for run in range(1, self.cfg.runs + 1):
+                log(f"token auth run {run}/{self.cfg.runs}")
+                for key, fn in self.auth_plan():
+                    for t in ready:
+                        await self.measure(key + goals.AUTH_SUFFIX, t, fn, run, self.prep_auth)
+                        await asyncio.sleep(0)
+        finally:
+            for t in auth_targets:
+                if t.client is not None:
+                    await t.client.aclose()
+
+    def run_gc(self, python: str) -> None:
+        """bench/gc_bench.py's collection over cfg.gc_blobs blobs, cfg.gc_runs times."""
+        import gc_bench
+
+        for run in range(1, self.cfg.gc_runs + 1):
+            workdir = Path(tempfile.mkdtemp(prefix="gc-", dir=self.workdir))
+            try:
+                res = gc_bench.run_once(workdir, self.cfg.gc_blobs, python)
+            except Exception as e:
+                self.notes.append(f"gc run {run} failed: {type(e).__name__}: {e}"[:400])
+                continue
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            for name in (CARGOHOLD, DISTRIBUTION):
+                if name in self.results:
+                    self.results[name].setdefault("gc", []).append({"run": run, **res[name]})
+            log(f"  gc run {run}: {res}")
+
+    def derive_rss(self) -> None:
+        """rss_c32[_auth]: per run, the peak over the c=32 loops of each server."""
+        for name, per in self.results.items():
+            if name == MACHINE:
+                continue
+            for suffix in ("", goals.AUTH_SUFFIX):
+                by_run: dict[int, dict] = {}
+                for key in RSS_LOOPS:
+                    for r in per.get(key + suffix, []):
+                        if not r.get("rss_samples"):
+                            continue
+                        d = by_run.setdefault(
+                            r["run"],
+                            {"run": r["run"], "process_mb": 0.0, "total_mb": 0.0, "processes": 0},
+                        )
+                        d["process_mb"] = max(d["process_mb"], r["rss_peak_process_mb"])
+                        d["total_mb"] = max(d["total_mb"], r["rss_peak_total_mb"])
+                        d["processes"] = max(d["processes"], r["rss_processes"])
+                        if r.get("hwm_process_mb") is not None:
+                            d["hwm_process_mb"] = max(
+                                d.get("hwm_process_mb", 0.0), r["hwm_process_mb"]
+                            )
+                if by_run:
+                    per["rss_c32" + suffix] = list(by_run.values())
 
 
-def build_summary(results: dict, blob_mib: int, tags: int) -> list[dict]:
-    labels = {"size": f"{blob_mib} MiB", "tags": tags}
+def build_summary(results: dict, config: dict) -> list[dict]:
+    """The table's lines: machine limits, then every workload with its target and verdict."""
+    labels = {
+        "size": f"{config['blob_size_mib']} MiB",
+        "tags": f"{config['tags'] + 1:,}",
+        "images": config.get("tiny_images", "?"),
+        "repos": f"{config.get('catalog_repositories', 0):,}",
+        "gc_blobs": f"{config.get('gc_blobs', 0):,}",
+        "server": config.get("loopback_server", "nginx").split("/")[0].split(" ")[0],
+    }
     rows = [
         {"key": k, "metric": m, "label": lbl.format(**labels), "unit": u, "higher": h}
         for k, m, lbl, u, h in ROWS
     ]
     summary = report.summarize(rows, results)
+    limit_lines = limit_summary(results.get(MACHINE, {}), labels)
+    goals.apply(summary, {line["key"]: line["limit"] for line in limit_lines})
+    summary = limit_lines + summary
     paginated = {
         name: {r.get("paginated") for r in per.get("tags_walk", []) if "paginated" in r}
         for name, per in results.items()
@@ -421,14 +725,49 @@ def build_summary(results: dict, blob_mib: int, tags: int) -> list[dict]:
     return summary
 
 
+def limit_summary(per: dict[str, list[dict]], labels: dict) -> list[dict]:
+    """Medians of the limit measurements, and the derived limits (min / best of)."""
+    values: dict[str, float | None] = {}
+    runs: dict[str, list[float]] = {}
+    for key, metric, *_ in LIMIT_ROWS:
+        runs[key] = [r[metric] for r in per.get(key, []) if r.get(metric) is not None]
+        values[key] = report.median(runs[key])
+
+    def pick(fn, *keys: str) -> float | None:
+        got = [values[k] for k in keys if values.get(k) is not None]
+        return fn(got) if got else None
+
+    values["limit_push"] = pick(min, "limit_sha256", "limit_fsync")
+    for n in ("1", "n"):
+        values[f"limit_loopback_{n}"] = pick(
+            max, f"limit_loopback_{n}_sendfile", f"limit_loopback_{n}_readwrite"
+        )
+    return [
+        {
+            "key": key,
+            "metric": metric,
+            "operation": label.format(**labels),
+            "unit": unit,
+            "higher_is_better": True,
+            "limit": values[key],
+            "limit_runs": runs.get(key) or [],
+        }
+        for key, metric, label, unit in LIMIT_ROWS
+        if values[key] is not None
+    ]
+
+
 def print_table(summary: list[dict], notes: list[str]) -> None:
-    log("")
-    log(report.render_text(report.table(summary)))
+    print("")
+    print(report.render_text(report.table(summary)))
     legend = report.ratio_legend(summary)
     if legend:
-        log(legend)
+        print(legend)
+    for line in report.verdict_lines(summary):
+        if line:
+            print(line)
     for n in notes:
-        log(f"note: {n}")
+        print(f"note: {n}")
 
 
 def rerender(path: Path) -> int:
@@ -437,7 +776,7 @@ def rerender(path: Path) -> int:
 
     d = json.loads(path.read_text())
     c = d["config"]
-    summary = build_summary(d["runs"], c["blob_size_mib"], c["tags"] + 1)
+    summary = build_summary(d["runs"], c)
     print_table(summary, [d["machine"]["note"], *d["notes"]])
     mpath, jpath = report.write_outputs(
         path.parent, d["timestamp"], d["machine"], c, summary, d["runs"], d["notes"]
@@ -452,6 +791,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawTextHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smaller blobs, fewer tags, shorter loops")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="checks that everything runs, in well under a minute: tiny sizes, 1 run,\n"
+        "0.5 s loops (figures meaningless)",
+    )
+    p.add_argument("--no-auth", action="store_true", help="skip the token auth phase")
+    p.add_argument("--no-gc", action="store_true", help="skip garbage collection")
+    p.add_argument("--no-limits", action="store_true", help="skip the machine limits")
+    p.add_argument("--images", type=int, help="small images pushed per run (default 200)")
+    p.add_argument("--repos", type=int, help="repositories for the catalog (default 2,000)")
+    p.add_argument("--gc-blobs", type=int, help="blobs for the GC measurement (default 10,000)")
+    p.add_argument("--gc-runs", type=int, help="GC repetitions (default: --runs)")
     p.add_argument("--runs", type=int, help="interleaved repetitions (default 3, quick 2)")
     p.add_argument(
         "--only",
@@ -539,22 +891,90 @@ def selected_targets(a: argparse.Namespace) -> list[str]:
 
 
 def make_config(a: argparse.Namespace) -> Config:
-    q = a.quick
+    q, smoke = a.quick, a.smoke
+
+    def pick(given, full, quick, tiny):
+        return given if given is not None else tiny if smoke else quick if q else full
+
+    runs = pick(a.runs, 3, 2, 1)
+    seconds = pick(a.seconds, 5.0, 2.0, 0.5)
     return Config(
-        runs=a.runs or (2 if q else 3),
-        blob_bytes=(a.blob_mib or (64 if q else 256)) * ops.MiB,
-        chunk_bytes=16 * ops.MiB,
+        runs=runs,
+        blob_bytes=pick(a.blob_mib, 256, 64, 4) * ops.MiB,
+        chunk_bytes=(1 if smoke else 16) * ops.MiB,
         pull_clients=8,
-        tags=a.tags or (500 if q else 5000),
+        tags=pick(a.tags, 5000, 500, 20),
         tag_concurrency=16,
-        page_n=100,
-        loop_seconds=a.seconds or (2.0 if q else 5.0),
+        page_n=pick(None, 100, 100, 10),
+        loop_seconds=seconds,
         max_requests=200_000,
-        walk_seconds=(a.seconds or (2.0 if q else 5.0)),
+        walk_seconds=seconds,
         use_wrk=not a.no_wrk,
         pull_httpx=a.pull_httpx,
+        tiny_images=pick(a.images, 200, 200, 16),
+        catalog_repos=pick(a.repos, 2000, 2000, 20),
+        gc_blobs=pick(a.gc_blobs, 10_000, 2_000, 200),
+        gc_runs=0 if a.no_gc else (a.gc_runs if a.gc_runs is not None else runs),
+        auth=not a.no_auth,
+        limits=not a.no_limits,
+        hash_seconds=0.2 if smoke else 1.0,
+        smoke=smoke,
         order=tuple(selected_targets(a)),
     )
+
+
+def tokenauth_server(work: Path):
+    import tokenauth
+
+    server = tokenauth.TokenServer(work)
+    server.start()
+    return server
+
+
+def auth_scopes(cfg: Config) -> list[str]:
+    """What the auth-phase clients ask for: pull on the read repositories, push on the
+    small-image repositories, and the catalog."""
+    return [
+        f"repository:{REPO_IMAGE}:pull",
+        f"repository:{REPO_TAGS}:pull",
+        *(f"repository:{REPO_SMALL.format(k=k)}:pull,push" for k in range(cfg.tiny_clients)),
+        "registry:catalog:*",
+    ]
+
+
+def restart_with_auth(
+    targets: list[Target], work: Path, a: argparse.Namespace, token_server, cfg: Config
+) -> list[Target]:
+    """Stop cargohold and Distribution; the returned targets, to be started by the caller,
+    serve the same data with token auth on and carry over what setup learned (digests,
+    catalog size)."""
+    import tokenauth
+
+    out = []
+    for t in targets:
+        if t.name == CARGOHOLD:
+            srv = servers.cargohold_server(
+                work, a.cargohold_python, a.cargohold_arg, extra_env=tokenauth.cargohold_auth_env()
+            )
+            srv.log_path = work / "cargohold-auth.log"
+        elif t.name == DISTRIBUTION:
+            auth = tokenauth.distribution_auth_yaml(token_server.realm, token_server.cert_path)
+            srv = servers.distribution_server(work, auth, label="-auth")
+        else:
+            continue
+        t.server.stop()
+        t.state["restarted"] = True
+        out.append(
+            Target(
+                t.name,
+                srv,
+                blob_digest=t.blob_digest,
+                manifest_digest=t.manifest_digest,
+                state={"catalog_n": t.state.get("catalog_n")},
+                scopes=auth_scopes(cfg),
+            )
+        )
+    return out
 
 
 def _sigterm(signum, frame) -> None:
@@ -574,6 +994,8 @@ def main(argv: list[str] | None = None) -> int:
     # data on the same disk as /var/tmp (not tmpfs) for all servers
     work = Path(tempfile.mkdtemp(prefix="cargohold-bench-", dir="/var/tmp"))
     targets: list[Target] = []
+    auth_servers: list[servers.Server] = []  # the same registries restarted with token auth
+    token_server = None  # tokenauth.TokenServer: the issuer Distribution trusts
     stack = None  # scaleout.ScaleoutStack when the scale-out server is measured
     try:
         if CARGOHOLD in wanted or SCALEOUT in wanted:
@@ -635,11 +1057,37 @@ def main(argv: list[str] | None = None) -> int:
             f"kernel {meta['kernel']}; {meta['distribution_version']}"
         )
         log(f"note: {meta['note']}")
+        servers.start_all([t.server for t in targets])
         for t in targets:
-            t.server.start()
             log(f"started {t.name} at {t.base} (pid {t.server.proc.pid})")
-        bench = Bench(cfg, targets)
+        bench = Bench(cfg, targets, work)
         asyncio.run(bench.run())
+        if bench.files is not None:
+            cfg.loopback_server = bench.files.tool
+        if cfg.auth and {CARGOHOLD, DISTRIBUTION} <= set(cfg.order):
+            log("restarting cargohold and distribution with token auth on (same data)")
+            token_server = tokenauth_server(work)
+            auth_targets = restart_with_auth(targets, work, a, token_server, cfg)
+            auth_servers.extend(t.server for t in auth_targets)  # stopped in `finally`
+            servers.start_all(auth_servers)
+            for t in auth_targets:
+                log(f"started {t.name} with token auth at {t.base} (pid {t.server.proc.pid})")
+            asyncio.run(bench.run_auth(auth_targets))
+            for srv in auth_servers:
+                if not srv.alive():
+                    notes.append(f"{srv.name} (token auth) exited:\n{srv.log_tail(10)}")
+                srv.stop()
+            notes.append(
+                f"token auth: the bench's token server issued {token_server.issued} tokens "
+                "for distribution (Distribution 2.8 only verifies tokens); cargohold issued "
+                "its own"
+            )
+        elif cfg.auth:
+            notes.append("token auth phase skipped: it needs cargohold and distribution")
+        if cfg.gc_runs and {CARGOHOLD, DISTRIBUTION} <= set(cfg.order):
+            log(f"garbage collection over {cfg.gc_blobs} blobs, {cfg.gc_runs} runs")
+            bench.run_gc(a.cargohold_python)
+        bench.derive_rss()
         notes += bench.notes
         shares = [
             r["foreign_cpu_share"]
@@ -664,9 +1112,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
         meta["loadavg_end"] = os.getloadavg()
         for t in targets:
-            if not t.server.alive():
+            if not t.server.alive() and not t.state.get("restarted"):
                 notes.append(f"{t.name} exited during the run:\n{t.server.log_tail(10)}")
-        summary = build_summary(bench.results, cfg.blob_bytes // ops.MiB, cfg.tags + 1)
+        summary = build_summary(bench.results, cfg.describe())
         print_table(summary, [meta["note"], *notes])
         mpath, jpath = report.write_outputs(
             Path(a.out), stamp, meta, cfg.describe(), summary, bench.results, notes
@@ -679,6 +1127,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for t in targets:
             t.server.stop()
+        for srv in auth_servers:
+            srv.stop()
+        if token_server is not None:
+            token_server.stop()
         if stack is not None:
             stack.close()
             for n in stack.cleanup_notes:

@@ -264,10 +264,131 @@ async def _raw_get_count(host: str, port: int, path: str) -> int:
 
 
 async def raw_pull(base: str, repo: str, digest: str, clients: int = 1) -> int:
+    return await raw_get(base, f"/v2/{repo}/blobs/{digest}", clients)
+
+
+async def raw_get(base: str, path: str, clients: int = 1) -> int:
+    """`clients` concurrent GETs of `path`, bytes counted (also used against nginx)."""
     u = urlsplit(base)
     assert u.hostname == "127.0.0.1", base  # loopback only
-    path = f"/v2/{repo}/blobs/{digest}"
     sizes = await asyncio.gather(
         *(_raw_get_count(u.hostname, u.port, path) for _ in range(clients))
     )
     return sum(sizes)
+
+
+# --- small image pushes and many repositories ----------------------------------------------
+
+
+def small_image(seed: str, layers: int, layer_bytes: int) -> tuple[list[bytes], bytes]:
+    """`layers` unique small blobs and a unique config, derived from `seed`."""
+    blobs = []
+    for i in range(layers):
+        block = hashlib.sha256(f"{seed}/{i}".encode()).digest()
+        blobs.append(block * (layer_bytes // len(block)))
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Labels": {"seed": seed}},
+        }
+    ).encode()
+    return blobs, config
+
+
+def image_manifest(config: bytes, layers: list[bytes]) -> bytes:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": sha256_digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": OCI_LAYER, "digest": sha256_digest(b), "size": len(b)}
+                for b in layers
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+async def push_small_images(
+    client: httpx.AsyncClient,
+    repos: list[str],
+    seeds: list[str],
+    clients: int,
+    layers: int,
+    layer_bytes: int,
+) -> float:
+    """Push one small image per seed (blobs by POST+PUT, config, manifest tagged like the
+    seed) with `clients` workers, worker k into repos[k % len(repos)]; returns seconds."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for s in seeds:
+        queue.put_nowait(s)
+
+    async def worker(repo: str) -> None:
+        while True:
+            try:
+                seed = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            blobs, config = small_image(seed, layers, layer_bytes)
+            for b in (*blobs, config):
+                await push_small_blob(client, repo, b)
+            await put_manifest(client, repo, seed, image_manifest(config, blobs))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(repos[k % len(repos)]) for k in range(clients)))
+    return time.perf_counter() - t0
+
+
+async def mount_blob(client: httpx.AsyncClient, repo: str, source: str, digest: str) -> None:
+    r = await client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"mount": digest, "from": source},
+        headers={"Content-Length": "0"},
+    )
+    if r.status_code == 202:  # mount refused: the registry opened an upload instead
+        raise BenchError(f"mount {digest} from {source} into {repo}: not mounted")
+    _expect(r, (201,), f"mount into {repo}")
+
+
+async def make_repositories(
+    client: httpx.AsyncClient,
+    source: str,
+    manifest: bytes,
+    names: list[str],
+    concurrency: int,
+) -> float:
+    """Each name becomes a repository holding `manifest` (its blobs mounted from `source`,
+    then the manifest tagged `latest`); returns seconds."""
+    doc = json.loads(manifest)
+    digests = [doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for n in names:
+        queue.put_nowait(n)
+
+    async def worker() -> None:
+        while True:
+            try:
+                repo = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            for d in digests:
+                await mount_blob(client, repo, source, d)
+            await put_manifest(client, repo, "latest", manifest)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0
+
+
+async def list_catalog(client: httpx.AsyncClient, n: int | None) -> tuple[list[str], bool]:
+    """(repositories of the first page, whether a next page is announced)."""
+    r = await client.get("/v2/_catalog", params={"n": n} if n else None)
+    _expect(r, (200,), "GET _catalog")
+    return r.json().get("repositories") or [], "next" in (r.headers.get("link") or "")

@@ -129,6 +129,8 @@ class Server:
     ready_path: str
     workdir: Path
     env: dict[str, str] | None = None
+    # answers of ready_path that mean "up" (Distribution with token auth answers /v2/ 401)
+    ready_codes: tuple[int, ...] = (200,)
     # CPU of helper processes counted as part of this server (the scale-out stack:
     # moto, PostgreSQL backends, Redis), by part name; each returns cumulative seconds
     extra_cpu: dict[str, Callable[[], float]] = field(default_factory=dict)
@@ -144,6 +146,11 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def start(self, timeout: float = 90.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (start_all launches several, then waits)."""
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             self.cmd,
@@ -153,6 +160,9 @@ class Server:
             env=self.env,
             start_new_session=True,
         )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -160,7 +170,7 @@ class Server:
                     f"{self.name} exited with {self.proc.returncode} before ready:\n"
                     + self.log_tail()
                 )
-            if _http_status(self.base + self.ready_path) == 200:
+            if _http_status(self.base + self.ready_path) in self.ready_codes:
                 return
             time.sleep(0.2)
         self.stop()
@@ -206,11 +216,21 @@ class Server:
         return "\n".join(lines[-n:])
 
 
-def distribution_server(workdir: Path) -> Server:
+def start_all(group: list[Server], timeout: float = 90.0) -> None:
+    """Launch every server, then wait for each: their start-ups overlap."""
+    for server in group:
+        server.launch()
+    for server in group:
+        server.wait_ready(timeout)
+
+
+def distribution_server(workdir: Path, auth_yaml: str = "", label: str = "") -> Server:
+    """Distribution on a free port; `auth_yaml` adds an `auth:` section (token auth), and
+    `label` names its config and log files (the data directory is always the same)."""
     port = free_port()
     root = workdir / "distribution-data"
     root.mkdir(parents=True, exist_ok=True)
-    config = workdir / "distribution.yml"
+    config = workdir / f"distribution{label}.yml"
     config.write_text(
         f"""version: 0.1
 log:
@@ -235,14 +255,18 @@ health:
   storagedriver:
     enabled: false
 """
+        + auth_yaml
     )
-    return Server(
+    server = Server(
         name="distribution",
         cmd=[DIST_BIN, "serve", str(config)],
         port=port,
         ready_path="/v2/",
         workdir=workdir,
+        ready_codes=(200, 401) if auth_yaml else (200,),
     )
+    server.log_path = workdir / f"distribution{label}.log"
+    return server
 
 
 def cargohold_server(
