@@ -6,13 +6,16 @@ cleanup of old scan results and jobs; a failure of one does not stop the others.
 replica runs the schedule; the collection lock in the metadata store lets one of them
 collect per interval and the others skip, and retention removes a tag only if it is still
 what it planned, so replicas running it at once remove (and record) each tag once.
+
+Whatever the GC interval, every replica also samples each repository's storage usage once
+a day (table usage_samples, read by /v1/usage/history for the usage chart over time).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 from cargohold.auth.audit import AuditStore
 from cargohold.config import Settings
@@ -25,16 +28,49 @@ log = logging.getLogger(__name__)
 SCHEDULE_ACTOR = "schedule"  # in the tag history and the audit log
 FINISHED_JOBS_KEPT = timedelta(days=7)  # scan jobs done or failed, for the queue's log
 EVENTS_KEPT = timedelta(days=7)  # read events stay this long (webhook redelivery needs them)
+USAGE_SAMPLE_CHECK_SECONDS = 15 * 60  # how often each replica looks for today's usage samples
 
 
 def start_schedule(settings: Settings) -> threading.Event | None:
-    """Start the background schedule if one is configured; set the event to stop it."""
-    if not settings.gc_interval_minutes:
-        return None
+    """Start the daily usage sampler, and the retention and GC schedule if one is
+    configured; set the event to stop them."""
     stop = threading.Event()
+    threading.Thread(
+        target=_sample_loop, args=(settings, stop), name="cargohold-usage-samples", daemon=True
+    ).start()
+    if not settings.gc_interval_minutes:
+        return stop
     thread = threading.Thread(target=_loop, args=(settings, stop), name="cargohold-gc", daemon=True)
     thread.start()
     return stop
+
+
+def sample_usage(stores: Stores, day: date | None = None) -> int:
+    """Every repository's storage usage as the sample of `day` (today, UTC), unless this
+    or another replica sampled that day already; how many repositories were sampled."""
+    from cargohold.storage.meta.sql_usage_samples import UsageSampleStore, today
+
+    samples = UsageSampleStore(stores.engine)
+    day = day or today()
+    if samples.sampled_on(day):
+        return 0
+    return samples.record(stores.meta.repository_usage(), day)
+
+
+def _sample_loop(settings: Settings, stop: threading.Event) -> None:
+    # Checked often, sampled once a day: a server started in the evening still samples
+    # that day, and a registry that was empty at the first check is sampled once pushed to.
+    while True:
+        try:
+            stores = open_stores(settings)
+            try:
+                sample_usage(stores)
+            finally:
+                stores.close()
+        except Exception:
+            log.exception("sampling storage usage failed; the next check tries again")
+        if stop.wait(USAGE_SAMPLE_CHECK_SECONDS):
+            return
 
 
 def _loop(settings: Settings, stop: threading.Event) -> None:

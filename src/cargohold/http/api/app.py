@@ -36,6 +36,7 @@ from cargohold.http.api import scans as scan_routes
 from cargohold.http.api import signin as session_routes
 from cargohold.http.api import trust as trust_routes
 from cargohold.http.api import usage as usage_routes
+from cargohold.http.api import usage_history as usage_history_routes
 from cargohold.http.api import user_sessions as user_session_routes
 from cargohold.http.api import webhooks as webhook_routes
 from cargohold.http.api.errors import EXCEPTION_HANDLERS
@@ -108,6 +109,7 @@ def create_admin_api(
     app.include_router(proxy_routes.router)
     # After tags: .../team/app/tags/usage is a tag named usage, not a repository's usage.
     app.include_router(usage_routes.router)
+    app.include_router(usage_history_routes.router)
     app.include_router(diff_routes.router)  # after tags: .../tags/diff is a tag
     app.include_router(scan_routes.router)  # after tags: .../tags/scans is a tag
     app.include_router(trust_routes.router)

@@ -1,7 +1,7 @@
 // The cargohold web UI: a single-page app over the admin API (/api/v1/...).
 import { api, ApiError, basicAuth, query, repoPath, setCsrf, settled } from "./api.js";
 import { accountPage } from "./account.js";
-import { barChart, columnChart } from "./charts.js";
+import { barChart, columnChart, lineChart } from "./charts.js";
 import { policySections } from "./policies.js";
 import {
   bytes,
@@ -1875,6 +1875,39 @@ async function showExecutions(box, rule) {
   );
 }
 
+// Stored bytes of the largest repositories over the days of `history`, a line each.
+const HISTORY_LINES = 8;
+function usageHistory(history) {
+  const latest = (series) => series.samples[series.samples.length - 1].stored_bytes;
+  const largest = history.repositories
+    .filter((series) => series.samples.length)
+    .sort((a, b) => latest(b) - latest(a))
+    .slice(0, HISTORY_LINES);
+  if (!largest.length) {
+    return h("p", { class: "muted", id: "usage-history" }, "No usage samples yet: the registry records each repository's storage once a day.");
+  }
+  // From the first sample on (ISO days sort as text), not from an empty start of the range.
+  const first = largest.map((series) => series.samples[0].day).sort()[0];
+  const days = [];
+  for (let day = new Date(`${first}T00:00:00Z`); day <= new Date(`${history.until}T00:00:00Z`); day.setUTCDate(day.getUTCDate() + 1)) {
+    days.push(day.toISOString().slice(0, 10));
+  }
+  const title = history.repositories.length > HISTORY_LINES
+    ? `Storage over time: the ${HISTORY_LINES} largest repositories`
+    : "Storage by repository over time";
+  const chart = lineChart(
+    title,
+    days,
+    largest.map((series) => ({
+      label: series.repository,
+      points: series.samples.map((sample) => ({ day: sample.day, value: sample.stored_bytes })),
+    })),
+    { format: bytes },
+  );
+  chart.id = "usage-history";
+  return chart;
+}
+
 async function usagePage() {
   const root = page("Storage usage");
   await guarded(async () => {
@@ -1900,6 +1933,7 @@ async function usagePage() {
         { format: bytes },
       ),
     );
+    root.appendChild(usageHistory(await api("GET", "/v1/usage/history?days=90")));
     root.appendChild(
       table(
         "Namespaces",

@@ -65,3 +65,67 @@ export function columnChart(title, items) {
   );
   return h("figure", { class: "figure" }, h("figcaption", {}, title), svg);
 }
+
+// Distinct, colour-blind-friendly strokes (Okabe-Ito), as attributes: the CSP forbids
+// inline styles.
+const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"];
+
+// Lines over days: series [{label, points: [{day: "YYYY-MM-DD", value}]}] on the days
+// `days` (every day of the range, oldest first). A day without a point breaks no line:
+// it is drawn from the last point to the next. A legend names each line by colour.
+export function lineChart(title, days, series, { format = String } = {}) {
+  const width = 560;
+  const height = 200;
+  const left = 70;
+  const bottom = 20;
+  const plotWidth = width - left - 10;
+  const max = Math.max(1, ...series.flatMap((line) => line.points.map((p) => p.value)));
+  const index = new Map(days.map((day, i) => [day, i]));
+  const x = (day) => left + (days.length > 1 ? (index.get(day) / (days.length - 1)) * plotWidth : plotWidth / 2);
+  const y = (value) => 8 + (1 - value / max) * (height - 16);
+  const ticks = [0, 0.5, 1].map((share) =>
+    s(
+      "g",
+      { class: "axis" },
+      s("line", { x1: left, x2: width - 10, y1: y(max * share), y2: y(max * share), stroke: "#d5d9df" }),
+      s("text", { x: left - 6, y: y(max * share) + 4, "text-anchor": "end", class: "bar-label" }, format(Math.round(max * share))),
+    ),
+  );
+  const labels = [days[0], days[days.length - 1]].map((day, i) =>
+    s("text", { x: i ? width - 10 : left, y: height + bottom - 4, "text-anchor": i ? "end" : "start", class: "bar-label" }, day),
+  );
+  const lines = series.map((line, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const known = line.points.filter((p) => index.has(p.day));
+    const path = known.map((p, n) => `${n ? "L" : "M"}${x(p.day).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ");
+    return s(
+      "g",
+      { class: "line" },
+      s("title", {}, `${line.label}: ${known.length ? format(known[known.length - 1].value) : "–"}`),
+      path ? s("path", { d: path, fill: "none", stroke: color, "stroke-width": 2 }) : null,
+      known.map((p) =>
+        s("circle", { cx: x(p.day), cy: y(p.value), r: 3, fill: color }, s("title", {}, `${line.label}, ${p.day}: ${format(p.value)}`)),
+      ),
+    );
+  });
+  const svg = s(
+    "svg",
+    { viewBox: `0 0 ${width} ${height + bottom}`, class: "chart line-chart", role: "img", "aria-label": title },
+    ticks,
+    labels,
+    lines,
+  );
+  const legend = h(
+    "ul",
+    { class: "legend" },
+    series.map((line, i) =>
+      h(
+        "li",
+        {},
+        s("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true" }, s("rect", { width: 14, height: 14, rx: 3, fill: PALETTE[i % PALETTE.length] })),
+        line.label,
+      ),
+    ),
+  );
+  return h("figure", { class: "figure" }, h("figcaption", {}, title), svg, legend);
+}

@@ -1,0 +1,154 @@
+"""Storage usage over time: the serving process samples every repository once a day,
+/v1/usage/history returns the series, and the usage page draws them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+from tests.conftest import LiveRegistry
+from tests.scan.test_scan_on_push import wait_for
+
+from cargohold.config import Settings
+from cargohold.gc_schedule import sample_usage
+from cargohold.storage.meta.base import UsageRecord
+from cargohold.storage.meta.sql_usage_samples import UsageSampleStore, today
+from cargohold.storage.meta.sqlbase import create_sql_engine
+from cargohold.stores import open_stores
+
+from .conftest import ADMIN, READER, REPO, UiRegistry
+from .test_browser import shot, sign_in
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _samples(data_dir: Path) -> UsageSampleStore:
+    return UsageSampleStore(create_sql_engine(f"sqlite:///{data_dir / 'meta.db'}"))
+
+
+def _history(url: str, auth: tuple[str, str], **params: object) -> httpx.Response:
+    return httpx.get(f"{url}/api/v1/usage/history", params=params, auth=auth)
+
+
+def test_the_sampler_records_each_repository_once_a_day(registry: UiRegistry):
+    stores = open_stores(Settings(data_dir=registry.data_dir))
+    try:
+        sample_usage(stores)  # unless the server's own sampler was first today
+        assert sample_usage(stores) == 0  # once a day
+        usage = stores.meta.repository_usage(repository=REPO)[0]
+    finally:
+        stores.close()
+    history = _history(registry.url, ADMIN, days=7)
+    assert history.status_code == 200, history.text
+    body = history.json()
+    assert body["until"] == today().isoformat()
+    series = {line["repository"]: line["samples"] for line in body["repositories"]}
+    assert series[REPO][-1]["day"] == today().isoformat()
+    assert series[REPO][-1]["stored_bytes"] == usage.stored_bytes > 0
+
+
+def test_who_may_read_the_history(registry: UiRegistry):
+    assert _history(registry.url, READER).status_code == 403  # the registry's: admins
+    mine = _history(registry.url, READER, namespace="acme")
+    assert mine.status_code == 200, mine.text
+    assert {line["repository"] for line in mine.json()["repositories"]} <= {REPO}
+    assert _history(registry.url, READER, namespace="nobody-here").status_code == 404
+    assert _history(registry.url, ADMIN, days=0).status_code == 400
+    assert _history(registry.url, ADMIN, repository="not a name").status_code == 400
+
+
+def _push(url: str, repository: str) -> None:
+    config, layer = b"{}", b"usage sample layer" * 1000
+    for data in (config, layer):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        posted = httpx.post(
+            f"{url}/v2/{repository}/blobs/uploads/",
+            params={"digest": digest},
+            content=data,
+            auth=ADMIN,
+        )
+        assert posted.status_code == 201, posted.text
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
+                "size": len(layer),
+            }
+        ],
+    }
+    put = httpx.put(
+        f"{url}/v2/{repository}/manifests/v1",
+        content=json.dumps(manifest).encode(),
+        headers={"Content-Type": OCI_MANIFEST},
+        auth=ADMIN,
+    )
+    assert put.status_code == 201, put.text
+
+
+def test_a_starting_server_samples_usage(tmp_path: Path):
+    """The sampler is part of the serving process: a server started on a registry with
+    repositories records today's samples without being asked."""
+    data_dir = tmp_path / "data"
+    env = {"CARGOHOLD_ADMIN_USER": ADMIN[0], "CARGOHOLD_ADMIN_PASSWORD": ADMIN[1]}
+    first = LiveRegistry(data_dir, extra_env=env)
+    try:
+        _push(first.url, f"{ADMIN[0]}/app")
+    finally:
+        first.stop()
+    second = LiveRegistry(data_dir, extra_env=env)
+    try:
+
+        def sampled() -> bool:
+            lines = _history(second.url, ADMIN, days=1).json()["repositories"]
+            return [line["repository"] for line in lines] == [f"{ADMIN[0]}/app"]
+
+        wait_for(sampled, 20)
+    finally:
+        second.stop()
+
+
+def test_the_usage_page_charts_storage_over_time(browser: Browser, registry: UiRegistry):
+    samples = _samples(registry.data_dir)
+    try:
+        for back in range(10, 0, -1):
+            day = today() - timedelta(days=back)
+            samples.record(
+                [
+                    UsageRecord(REPO, stored_bytes=1_000_000 * (11 - back)),
+                    UsageRecord("acme/gone", stored_bytes=3_000_000 if back > 4 else 0),
+                ],
+                day,
+            )
+    finally:
+        samples.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, registry.url, ADMIN)
+        page.get_by_role("link", name="Usage").click()
+        chart = page.locator("#usage-history")
+        expect(chart).to_be_visible()
+        expect(chart.locator("figcaption")).to_contain_text("over time")
+        expect(chart.locator(".legend")).to_contain_text(REPO)
+        expect(chart.locator(".legend")).to_contain_text("acme/gone")
+        expect(chart.locator("svg.chart path")).to_have_count(2)
+        # One point a day for acme/app: the ten days above (and today's, when sampled).
+        points = chart.locator("svg.chart g.line").first.locator("circle").count()
+        assert points in (10, 11)
+        shot(page, "usage")
+    finally:
+        context.close()
