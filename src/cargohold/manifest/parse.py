@@ -44,7 +44,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError: also a number of over 4300 digits, which Python refuses to convert.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")

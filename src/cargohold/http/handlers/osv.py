@@ -38,7 +38,8 @@ async def _body(request: Request) -> Any:
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    # ValueError: also a number of over 4300 digits; RecursionError: absurd nesting.
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise osv_query.QueryError("the request body is not valid JSON") from None
 
 
