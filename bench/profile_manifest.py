@@ -3,7 +3,9 @@
 Starts cargohold (embedded, same flags and logging as bench/run.py) on loopback, pushes one
 small image, then runs wrk against GET /v2/bench/image/manifests/latest while py-spy
 samples every cargohold process (`--subprocesses`, `--nonblocking` so the workers are not
-paused). Prints the requests/s, the CPU per request, and the top functions by own
+paused, `--gil`: only the thread holding the GIL, i.e. Python actually running — without it
+the idle threads of the thread pools, waiting in Condition.wait, swamp the profile).
+Prints the requests/s, the server CPU per request (from /proc), and the top functions by own
 ("self") and inclusive time, per request, from py-spy's collapsed stacks, which it
 keeps (`--out`) for a flame graph (speedscope.app or flamegraph.pl read them).
 
@@ -24,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def summarize(stacks: list[tuple[list[str], int]], requests: int, rate: int, top
 
     out = [
         f"samples: {total} at {rate}/s = {cpu_s:.2f} CPU s over {requests} requests "
-        f"= {per_req_us:.0f} µs of server CPU per request (sampled, idle excluded)",
+        f"= {per_req_us:.0f} µs per request holding the GIL (sampled)",
         "",
         "## by area (own time of the innermost frame)",
     ]
@@ -164,6 +165,7 @@ def main() -> int:
             str(server.proc.pid),
             "--subprocesses",
             "--nonblocking",
+            "--gil",
             "--rate",
             str(a.rate),
             "--duration",
@@ -189,16 +191,18 @@ def main() -> int:
                 max_requests=10**7,
             )
 
-        t = threading.Thread(target=load)
-        t.start()
-        t.join()
+        cpu0 = servers.tree_cpu_seconds(server.proc.pid)
+        load()
+        cpu = servers.tree_cpu_seconds(server.proc.pid) - cpu0
         _, err = spy.communicate(timeout=a.seconds + 60)
         if spy.returncode != 0:
             print(err[-2000:], file=sys.stderr)
         res = result["r"]
         print(
             f"wrk c={a.connections} {a.seconds}s: {res.rps:,.0f} req/s, p50 {res.p50_ms:.2f} ms, "
-            f"p99 {res.p99_ms:.2f} ms, {res.requests} requests, {res.errors} errors"
+            f"p99 {res.p99_ms:.2f} ms, {res.requests} requests, {res.errors} errors; "
+            f"server CPU {cpu:.1f} s = {cpu / max(res.requests, 1) * 1e6:.0f} µs per request "
+            "(/proc, all cargohold processes)"
         )
         report = summarize(parse_raw(raw), res.requests, a.rate, a.top)
         print(report)

@@ -254,6 +254,10 @@ http:
 health:
   storagedriver:
     enabled: false
+# Debian's 2.8.2 refuses ?n= above 1,000 (400 PAGINATION_NUMBER_INVALID, the CVE-2023-2253
+# fix); the catalog measurement asks for every repository in one page
+catalog:
+  maxentries: 100000
 """
         + auth_yaml
     )
