@@ -27,8 +27,8 @@ lint: $(STAMP) ## Lint only
 format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Compare cargohold with CNCF Distribution (docker-registry) on loopback
-	$(BIN)/python bench/run.py
+bench: $(STAMP) ## cargohold vs CNCF Distribution and the machine limits (BENCH_ARGS=--quick/--smoke)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -795,7 +795,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--smoke",
         action="store_true",
         help="checks that everything runs, in well under a minute: tiny sizes, 1 run,\n"
-        "0.5 s loops (figures meaningless)",
+        "0.3 s loops (figures meaningless)",
     )
     p.add_argument("--no-auth", action="store_true", help="skip the token auth phase")
     p.add_argument("--no-gc", action="store_true", help="skip garbage collection")
@@ -897,7 +897,7 @@ def make_config(a: argparse.Namespace) -> Config:
         return given if given is not None else tiny if smoke else quick if q else full
 
     runs = pick(a.runs, 3, 2, 1)
-    seconds = pick(a.seconds, 5.0, 2.0, 0.5)
+    seconds = pick(a.seconds, 5.0, 2.0, 0.3)
     return Config(
         runs=runs,
         blob_bytes=pick(a.blob_mib, 256, 64, 4) * ops.MiB,
@@ -911,9 +911,9 @@ def make_config(a: argparse.Namespace) -> Config:
         walk_seconds=seconds,
         use_wrk=not a.no_wrk,
         pull_httpx=a.pull_httpx,
-        tiny_images=pick(a.images, 200, 200, 16),
+        tiny_images=pick(a.images, 200, 200, 8),
         catalog_repos=pick(a.repos, 2000, 2000, 20),
-        gc_blobs=pick(a.gc_blobs, 10_000, 2_000, 200),
+        gc_blobs=pick(a.gc_blobs, 10_000, 2_000, 100),
         gc_runs=0 if a.no_gc else (a.gc_runs if a.gc_runs is not None else runs),
         auth=not a.no_auth,
         limits=not a.no_limits,
