@@ -247,7 +247,7 @@ class Bench:
         sampler = memory.RssSampler(lambda: servers.tree_pids(root))
         with sampler:
             rec = await fn(target)
-        rec.update(sampler.result(servers.tree_pids(root)))
+        rec.update(sampler.result(servers.tree_pids(root), root))
         return rec
 
     # --- setup ------------------------------------------------------------------------
@@ -623,6 +623,9 @@ class Bench:
                         d["process_mb"] = max(d["process_mb"], r["rss_peak_process_mb"])
                         d["total_mb"] = max(d["total_mb"], r["rss_peak_total_mb"])
                         d["processes"] = max(d["processes"], r["rss_processes"])
+                        for kind, mb in r.get("rss_peak_by_role_mb", {}).items():
+                            roles = d.setdefault("by_role_mb", {})
+                            roles[kind] = max(roles.get(kind, 0.0), mb)
                         if r.get("hwm_process_mb") is not None:
                             d["hwm_process_mb"] = max(
                                 d.get("hwm_process_mb", 0.0), r["hwm_process_mb"]
@@ -797,6 +800,21 @@ def make_config(a: argparse.Namespace) -> Config:
     )
 
 
+def rss_notes(results: dict) -> list[str]:
+    """Which kind of process the peak RSS rows come from (the target is per worker)."""
+    out = []
+    for name, per in results.items():
+        for key in ("rss_c32", "rss_c32" + goals.AUTH_SUFFIX):
+            roles: dict[str, float] = {}
+            for r in per.get(key, []):
+                for kind, mb in r.get("by_role_mb", {}).items():
+                    roles[kind] = max(roles.get(kind, 0.0), mb)
+            if roles:
+                parts = ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(roles.items()))
+                out.append(f"{name} {key}: largest peak RSS per kind of process: {parts}")
+    return out
+
+
 def tokenauth_server(work: Path):
     import tokenauth
 
@@ -963,6 +981,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.run_gc(a.cargohold_python)
         bench.derive_rss()
         notes += bench.notes
+        notes += rss_notes(bench.results)
         shares = [
             r["foreign_cpu_share"]
             for per in bench.results.values()
