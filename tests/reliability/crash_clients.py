@@ -47,6 +47,10 @@ class Violation(Exception):
     """The server broke a promise; the Ledger already holds the details."""
 
 
+class SessionRefused(Exception):
+    """A session broken by a crash is refused with the spec's error: the push starts over."""
+
+
 class Target:
     """The URL of the server that is up; clients wait here while it is down."""
 
@@ -76,6 +80,7 @@ class Session:
     location: str
     data: bytes
     acknowledged: int  # bytes the server confirmed holding (Range of its last 202)
+    recovered: bool = False  # taken up again after a crash
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,7 @@ class CrashClient:
         stop: threading.Event,
         seed: int,
         sizes: BlobSizes,
+        stale_locks: bool = False,
     ) -> None:
         self.index = index
         self.target = target
@@ -101,6 +107,9 @@ class CrashClient:
         self.stop = stop
         self.rng = random.Random(seed)
         self.sizes = sizes
+        # Whether a writer killed mid-request may leave its session locked (the scale-out
+        # S3 store's locks expire after an hour; a file's flock dies with its process).
+        self.stale_locks = stale_locks
         self.http = httpx.Client(timeout=30)
         self.counter = 0
 
@@ -228,6 +237,9 @@ class CrashClient:
                     self.ledger.blob_in_doubt(push)
                     return None
                 continue
+            except SessionRefused:
+                self.ledger.blob_in_doubt(push)
+                return None
             self.acknowledge_blob(push, response)
             return push
         self.ledger.blob_in_doubt(push)
@@ -249,6 +261,7 @@ class CrashClient:
                         "Content-Type": "application/octet-stream",
                     },
                 )
+                self._refused(session, response)
                 self.expect(response, 202, f"PATCH at {start}")
                 if response.headers.get("range") != f"0-{start + len(piece) - 1}":
                     self.fail(f"PATCH at {start}: wrong Range", response)
@@ -260,9 +273,22 @@ class CrashClient:
         headers = {"Content-Type": "application/octet-stream"}
         if body:
             headers["Content-Range"] = f"{start}-{len(data) - 1}"
-        return self.request(
+        response = self.request(
             "PUT", session.location, params={"digest": digest}, content=body, headers=headers
         )
+        self._refused(session, response)
+        return response
+
+    def _refused(self, session: Session, response: httpx.Response) -> None:
+        """A recovered session still locked by the killed writer fails with the spec's 416."""
+        if (
+            self.stale_locks
+            and session.recovered
+            and response.status_code == 416
+            and error_code(response) == "BLOB_UPLOAD_INVALID"
+        ):
+            self.ledger.session_refused()
+            raise SessionRefused(session.location)
 
     def _recover(self, session: Session) -> bool:
         """After a crash: True if the session continues (offset updated), False if gone."""
@@ -286,6 +312,7 @@ class CrashClient:
                     response,
                 )
             session.acknowledged = offset
+            session.recovered = True
             self.ledger.session_resumed()
             return True
         return False

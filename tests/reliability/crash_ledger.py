@@ -39,6 +39,7 @@ class Ledger:
     # Upload sessions broken by a crash, by what became of them after the restart.
     sessions_resumed: int = 0
     sessions_gone: int = 0
+    sessions_refused: int = 0  # resumed, then refused: the killed writer's lock outlived it
 
     def acknowledged_blob(self, push: BlobPush) -> None:
         with self.lock:
@@ -67,6 +68,10 @@ class Ledger:
     def session_gone(self) -> None:
         with self.lock:
             self.sessions_gone += 1
+
+    def session_refused(self) -> None:
+        with self.lock:
+            self.sessions_refused += 1
 
     def snapshot(
         self,
