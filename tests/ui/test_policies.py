@@ -182,14 +182,26 @@ def test_webhook_delivery_log_and_redelivery(
         api.delete(f"/webhooks/{hook}")
 
 
-def test_replication_executions(admin: Page, registry: UiRegistry):
-    with httpx.Client(base_url=f"{registry.url}/api/v1/replication", auth=ADMIN) as api:
-        endpoint = {"name": "exec-site", "url": "https://registry.exec.example"}
-        assert api.post("/endpoints", json=endpoint).status_code == 201
-        rule = {"name": "to-exec", "endpoint": "exec-site", "direction": "push", "source": "acme/*"}
-        assert api.post("/rules", json=rule).status_code == 201
+def test_replication_endpoints_rules_and_executions(admin: Page, registry: UiRegistry):
     page = admin
     page.get_by_role("link", name="Replication").click()
+    page.get_by_label("Endpoint name").fill("exec-site")
+    page.get_by_label("Registry URL").fill("https://registry.exec.example")
+    page.get_by_label("User (optional)").fill("robot")
+    page.get_by_label("Password or token (optional)").fill("s3cret-value")
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.get_by_role("status")).to_contain_text("Endpoint exec-site added")
+    expect(page.locator("table.endpoints")).to_contain_text("https://registry.exec.example")
+    expect(page.locator("main")).not_to_contain_text("s3cret-value")  # write-only
+
+    page.get_by_label("Rule name").fill("to-exec")
+    page.get_by_label("Endpoint", exact=True).select_option("exec-site")
+    page.get_by_label("Direction").select_option("push")
+    page.get_by_label("Repositories").fill("acme/*")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Rule to-exec added")
+    expect(page.locator("table.rules tbody tr", has_text="to-exec")).to_contain_text("acme/*")
+
     page.get_by_role("button", name="Show the executions of to-exec").click()
     expect(page.locator("#executions")).to_contain_text("No executions yet")
     page.get_by_role("button", name="Run the rule to-exec now").click()
@@ -197,6 +209,17 @@ def test_replication_executions(admin: Page, registry: UiRegistry):
     rows = page.locator("table.executions tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("manual")
+    shot(page, "replication")
+
+    page.get_by_role("button", name="Remove the rule to-exec").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("table.rules tbody tr", has_text="to-exec")).to_have_count(0)
+    page.get_by_role("button", name="Remove the endpoint exec-site").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("table.endpoints tbody tr", has_text="exec-site")).to_have_count(0)
+    with httpx.Client(base_url=f"{registry.url}/api/v1/replication", auth=ADMIN) as api:
+        assert "to-exec" not in {rule["name"] for rule in api.get("/rules").json()["rules"]}
+        assert api.get("/endpoints/exec-site").status_code == 404
 
 
 def test_a_reader_cannot_change_policies(browser: Browser, registry: UiRegistry):

@@ -57,8 +57,13 @@ def test_who_may_read_the_history(registry: UiRegistry):
     assert _history(registry.url, READER).status_code == 403  # the registry's: admins
     mine = _history(registry.url, READER, namespace="acme")
     assert mine.status_code == 200, mine.text
-    assert {line["repository"] for line in mine.json()["repositories"]} <= {REPO}
+    names = [line["repository"] for line in mine.json()["repositories"]]
+    assert REPO in names and all(name.startswith("acme/") for name in names)
+    # A private namespace the reader has no part in is missing, as one that does not exist.
+    assert _history(registry.url, READER, namespace=ADMIN[0]).status_code == 404
     assert _history(registry.url, READER, namespace="nobody-here").status_code == 404
+    assert _history(registry.url, READER, repository=REPO).status_code == 200
+    assert _history(registry.url, READER, repository=f"{ADMIN[0]}/app").status_code == 403
     assert _history(registry.url, ADMIN, days=0).status_code == 400
     assert _history(registry.url, ADMIN, repository="not a name").status_code == 400
 
@@ -129,7 +134,7 @@ def test_the_usage_page_charts_storage_over_time(browser: Browser, registry: UiR
             samples.record(
                 [
                     UsageRecord(REPO, stored_bytes=1_000_000 * (11 - back)),
-                    UsageRecord("acme/gone", stored_bytes=3_000_000 if back > 4 else 0),
+                    UsageRecord("acme/retired", stored_bytes=3_000_000 if back > 4 else 0),
                 ],
                 day,
             )
@@ -144,11 +149,11 @@ def test_the_usage_page_charts_storage_over_time(browser: Browser, registry: UiR
         expect(chart).to_be_visible()
         expect(chart.locator("figcaption")).to_contain_text("over time")
         expect(chart.locator(".legend")).to_contain_text(REPO)
-        expect(chart.locator(".legend")).to_contain_text("acme/gone")
+        expect(chart.locator(".legend")).to_contain_text("acme/retired")
         expect(chart.locator("svg.chart path")).to_have_count(2)
         # One point a day for acme/app: the ten days above (and today's, when sampled).
         points = chart.locator("svg.chart g.line").first.locator("circle").count()
         assert points in (10, 11)
-        shot(page, "usage")
+        shot(page, "usage-history")
     finally:
         context.close()

@@ -1771,7 +1771,7 @@ async function replicationPage() {
         endpoints.endpoints.length
           ? table(
               "Endpoints",
-              ["Name", "URL", "User", "TLS"],
+              ["Name", "URL", "User", "TLS", ""],
               endpoints.endpoints.map((e) =>
                 h(
                   "tr",
@@ -1780,11 +1780,40 @@ async function replicationPage() {
                   h("td", {}, h("code", {}, e.url)),
                   h("td", {}, e.username || "–"),
                   h("td", {}, e.insecure ? "not verified" : "verified"),
+                  h(
+                    "td",
+                    {},
+                    removeButton(`Remove the endpoint ${e.name}`, `Remove the endpoint ${e.name}?`, async () => {
+                      await api("DELETE", `/v1/replication/endpoints/${encodeURIComponent(e.name)}`);
+                      await render();
+                    }),
+                  ),
                 ),
               ),
               { class: "endpoints" },
             )
           : h("p", { class: "muted" }, "No endpoints."),
+        h("h3", {}, "New endpoint"),
+        miniForm(
+          "New replication endpoint",
+          [
+            { key: "name", id: "endpoint-name", label: "Endpoint name", required: true, placeholder: "dr-site" },
+            { key: "url", id: "endpoint-url", label: "Registry URL", type: "url", required: true, placeholder: "https://registry.dr.example" },
+            { key: "username", id: "endpoint-user", label: "User (optional)" },
+            { key: "secret", id: "endpoint-secret", label: "Password or token (optional)", type: "password" },
+          ],
+          "Add endpoint",
+          async (v) => {
+            await api("POST", "/v1/replication/endpoints", {
+              name: v.name,
+              url: v.url,
+              username: v.username || null,
+              secret: v.secret || null,
+            });
+            await render();
+            announce(`Endpoint ${v.name} added.`, "ok");
+          },
+        ),
       ),
     );
     root.appendChild(
@@ -1834,6 +1863,11 @@ async function replicationPage() {
                       },
                       "Executions",
                     ),
+                    " ",
+                    removeButton(`Remove the rule ${r.name}`, `Remove the replication rule ${r.name}?`, async () => {
+                      await api("DELETE", `/v1/replication/rules/${r.id}`);
+                      await render();
+                    }),
                   ),
                 ),
               ),
@@ -1841,6 +1875,30 @@ async function replicationPage() {
             )
           : h("p", { class: "muted" }, "No rules."),
         executions,
+        h("h3", {}, "New rule"),
+        endpoints.endpoints.length
+          ? miniForm(
+              "New replication rule",
+              [
+                { key: "name", id: "rule-name", label: "Rule name", required: true, placeholder: "to-dr" },
+                { key: "endpoint", id: "rule-endpoint", label: "Endpoint", options: endpoints.endpoints.map((e) => e.name) },
+                { key: "direction", id: "rule-direction", label: "Direction", options: ["push", "pull"] },
+                { key: "source", id: "rule-source", label: "Repositories", required: true, placeholder: "team/*" },
+                { key: "tags", id: "rule-tags", label: "Tags", placeholder: "*" },
+                { key: "trigger", id: "rule-trigger", label: "Trigger", options: ["manual", "event", "schedule"] },
+                { key: "interval", id: "rule-interval", label: "Every N minutes (schedule)", type: "number", min: 1 },
+              ],
+              "Add rule",
+              async (v) => {
+                const body = { name: v.name, endpoint: v.endpoint, direction: v.direction, source: v.source, trigger: v.trigger };
+                if (v.tags) body.tags = v.tags;
+                if (v.interval) body.interval_minutes = Number(v.interval);
+                await api("POST", "/v1/replication/rules", body);
+                await render();
+                announce(`Rule ${v.name} added.`, "ok");
+              },
+            )
+          : h("p", { class: "muted" }, "Add an endpoint first."),
       ),
     );
   });
