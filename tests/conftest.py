@@ -51,7 +51,9 @@ class LiveRegistry:
         self.data_dir = data_dir
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        # A server given a certificate serves HTTPS (tests/e2e/test_tls.py).
+        self.tls = bool((extra_env or {}).get("CARGOHOLD_TLS_CERT"))
+        self.url = f"{'https' if self.tls else 'http'}://{self.host}"
         # What the server was started with beyond os.environ: a CLI run against the same
         # stores (PostgreSQL, S3, Redis in scale-out) needs it too.
         self.extra_env = dict(extra_env or {})
@@ -96,7 +98,8 @@ class LiveRegistry:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=1, verify=not self.tls)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,9 +56,23 @@ def serve(
             "postgresql+psycopg://user@host/db (env: CARGOHOLD_DATABASE_URL)."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate (chain): serve HTTPS. Needs --tls-key (env: CARGOHOLD_TLS_CERT)."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM private key of --tls-cert (env: CARGOHOLD_TLS_KEY)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the registry's /v2 API (embedded default: SQLite and files under --data-dir)."""
+    """Serve the registry's /v2 API (embedded default: SQLite and files under --data-dir).
+
+    With --tls-cert and --tls-key it serves HTTPS (HTTP/1.1); set hsts_seconds
+    (CARGOHOLD_HSTS_SECONDS) to send Strict-Transport-Security.
+    """
     from cargohold.server import serve as run_server
 
     settings = load(
@@ -67,6 +82,8 @@ def serve(
         data_dir=data_dir,
         workers=workers,
         database_url=database_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     from cargohold.setup import UnsafeStart
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "CARGOHOLD_CONFIG"
@@ -26,6 +26,17 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(5000, ge=0, le=65535, description="TCP port to listen on.")
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) file: serve HTTPS instead of HTTP. Needs tls_key.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key file of tls_cert.")
+    hsts_seconds: int = Field(
+        0,
+        ge=0,
+        description="With TLS, send Strict-Transport-Security with this max-age so browsers "
+        "and clients keep to HTTPS (0: no header). Only set it once HTTPS is there to stay.",
+    )
     data_dir: Path = Field(Path("data"), description="Folder for the embedded database and blobs.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata database (default: SQLite in data_dir)."
@@ -240,6 +251,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("file://", "s3://")):
             raise ValueError("storage_url must start with file:// or s3://")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
 
     @field_validator("data_dir")
     @classmethod

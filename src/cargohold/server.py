@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import ssl
 
 import uvicorn
 
@@ -24,10 +25,12 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_open_mode(settings, prepare_storage(settings))
+    _check_tls(settings)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     _prepare_metrics_dir(settings)
     log.info(
-        "cargohold serving http://%s:%d with %d workers, data in %s",
+        "cargohold serving %s://%s:%d with %d workers, data in %s",
+        "https" if settings.tls_cert else "http",
         settings.host,
         settings.port,
         settings.workers,
@@ -49,10 +52,28 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         server_header=False,
         timeout_keep_alive=settings.keep_alive_timeout,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     for stop in (schedule, scanners, webhooks, replication):
         if stop is not None:
             stop.set()
+
+
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate and key once here, so a bad pair stops the start with a clear
+    message instead of every worker process failing on its own."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise OSError(
+            f"cannot use TLS certificate {settings.tls_cert} with key {settings.tls_key}: "
+            f"{exc}. Give a PEM certificate (chain) and its PEM private key, readable by "
+            "this user"
+        ) from exc
 
 
 def _prepare_metrics_dir(settings: Settings) -> None:

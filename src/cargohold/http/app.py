@@ -38,6 +38,7 @@ from cargohold.http.errors import (
     registry_error_handler,
     unexpected_error_handler,
 )
+from cargohold.http.hsts import HstsMiddleware
 from cargohold.http.metrics import Metrics, metrics_endpoint
 from cargohold.http.middleware import (
     BodyTimeoutMiddleware,
@@ -170,6 +171,8 @@ def create_app(settings: Settings) -> Starlette:
     )
     middleware.append(Middleware(AuditMiddleware, audit=audit))
     middleware.insert(0, Middleware(MirrorMiddleware, proxy=registry.proxy))  # ?ns= mirrors
+    if settings.tls_cert is not None and settings.hsts_seconds:
+        middleware.insert(0, Middleware(HstsMiddleware, max_age=settings.hsts_seconds))
     admin_api = create_admin_api(
         auth_store,
         authenticator,
