@@ -32,14 +32,14 @@ def blob_in_doubt(http: httpx.Client, push: BlobPush) -> str | None:
     path = f"/v2/{push.repository}/blobs/{push.digest}"
     head = http.head(path)
     if head.status_code == 404:
+        # Clients wait while the checks run, so HEAD and GET must agree.
         get = http.get(path)
         if get.status_code == 404 and error_code(get) == "BLOB_UNKNOWN":
             return None
-        if get.status_code != 200:  # 200: a recovered session committed it meanwhile
-            return _describe(f"unacknowledged blob {path}: HEAD 404, GET", get)
-    elif head.status_code != 200:
+        return _describe(f"unacknowledged blob {path}: HEAD 404, GET", get)
+    if head.status_code != 200:
         return _describe(f"unacknowledged blob {path}: HEAD", head)
-    elif head.headers.get("content-length") != str(len(push.data)):
+    if head.headers.get("content-length") != str(len(push.data)):
         return f"HEAD {path}: size {head.headers.get('content-length')}, pushed {len(push.data)}"
     get = http.get(path)
     if get.status_code != 200 or sha256(get.content) != push.digest:
