@@ -126,3 +126,13 @@ class QuotaExceeded(Denied):
 
 class ScanPolicyViolation(Denied):
     """A pull the namespace's vulnerability-scan policy refuses (findings, or no scan yet)."""
+
+
+class StorageFull(RegistryError):
+    """The disk under the blob store or the embedded database has no room left. What the
+    request was writing has been rolled back; what was stored before is intact."""
+
+
+class StorageUnavailable(RegistryError):
+    """The object store, database or Redis failed or could not be reached. Nothing the
+    request was writing became visible; retrying later is safe."""

@@ -36,6 +36,7 @@ from cargohold.http.errors import (
     client_disconnect_handler,
     http_exception_handler,
     registry_error_handler,
+    storage_error_handler,
     unexpected_error_handler,
 )
 from cargohold.http.hsts import HstsMiddleware
@@ -55,6 +56,7 @@ from cargohold.scan.queue import QueueStats, ScanQueue
 from cargohold.scan.results import ScanResultStore
 from cargohold.signatures.gate import SignaturePullGate
 from cargohold.signatures.store import SignatureStore
+from cargohold.storage.failures import STORAGE_EXCEPTIONS
 from cargohold.stores import open_stores
 from cargohold.vulndb.store import AdvisoryStore
 
@@ -202,6 +204,7 @@ def create_app(settings: Settings) -> Starlette:
             RegistryError: registry_error_handler,
             HTTPException: http_exception_handler,
             ClientDisconnect: client_disconnect_handler,
+            **dict.fromkeys(STORAGE_EXCEPTIONS, storage_error_handler),
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,

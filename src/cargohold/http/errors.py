@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from cargohold import errors as e
 from cargohold.proxy.errors import UpstreamDenied, UpstreamUnavailable
+from cargohold.storage.failures import storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ ERROR_TABLE: dict[type[e.RegistryError], tuple[str, int]] = {
     e.PaginationInvalid: ("UNSUPPORTED", 400),
     UpstreamUnavailable: ("UNAVAILABLE", 503),
     UpstreamDenied: ("DENIED", 502),
+    # Not in the OCI spec's table; Distribution answers UNAVAILABLE the same way.
+    e.StorageFull: ("UNAVAILABLE", 507),
+    e.StorageUnavailable: ("UNAVAILABLE", 503),
 }
 
 
@@ -77,6 +81,8 @@ async def registry_error_handler(request: Request, exc: Exception) -> Response:
         headers["Docker-Upload-UUID"] = exc.upload_id
     if isinstance(exc, e.TooManyRequests):
         headers["Retry-After"] = "1"
+    if isinstance(exc, e.StorageUnavailable):
+        headers["Retry-After"] = "5"
     return error_response(code, exc.message, status, exc.detail, headers)
 
 
@@ -95,6 +101,20 @@ async def client_disconnect_handler(request: Request, exc: Exception) -> Respons
     return error_response("BLOB_UPLOAD_INVALID", "client disconnected before the body ended", 400)
 
 
+async def storage_error_handler(request: Request, exc: Exception) -> Response:
+    """For the exception types stores raise (see STORAGE_EXCEPTIONS): a full disk or an
+    unreachable store gets its own error; anything else is still an internal error."""
+    failure = storage_failure(exc)
+    if failure is None:
+        raise exc
+    log.error("storage failure on %s %s: %r", request.method, request.url.path, exc)
+    return await registry_error_handler(request, failure)
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    failure = storage_failure(exc)
+    if failure is not None:
+        log.error("storage failure on %s %s: %r", request.method, request.url.path, exc)
+        return await registry_error_handler(request, failure)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response("UNKNOWN", "internal error: see the server log", 500)
