@@ -43,8 +43,9 @@ def test_short_load_has_no_errors_and_everything_pushed_pulls_back(tmp_path: Pat
         timeout=300,
     )
     output = run.stdout + run.stderr
-    [written] = results.glob("load-*.json")
-    report = json.loads(written.read_text())
+    written = list(results.glob("load-*.json"))
+    assert len(written) == 1, output  # no report: the script broke before the end
+    report = json.loads(written[0].read_text())
 
     assert run.returncode == 0, output
     assert report["ok"] is True, output
