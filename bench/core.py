@@ -289,9 +289,7 @@ class Bench:
             c, small, [f"setup-{k}" for k in range(len(small))], len(small), 1, 64
         )
         names = [REPO_CATALOG.format(i=i) for i in range(cfg.catalog_repos)]
-        csecs = await ops.make_repositories(
-            c, REPO_IMAGE, manifest, names, cfg.catalog_concurrency
-        )
+        csecs = await ops.make_repositories(c, REPO_IMAGE, manifest, names, cfg.catalog_concurrency)
         every = {REPO_BLOBS, REPO_IMAGE, REPO_TAGS, *small, *names}
         # one page holding every repository: ask for more than there are
         target.state["catalog_n"] = len(every) + 100

@@ -148,7 +148,18 @@ class FileServer:
         self.tool = version.replace("nginx version: ", "") or "nginx"
         self.procs.append(
             subprocess.Popen(
-                [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                # -e: the start-up error log too (a non-root user can't write the default one)
+                [
+                    NGINX,
+                    "-p",
+                    str(prefix),
+                    "-e",
+                    str(prefix / "error.log"),
+                    "-c",
+                    str(conf),
+                    "-g",
+                    "daemon off;",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=open(prefix / "stderr.log", "wb"),  # noqa: SIM115 - lives with nginx
                 stdin=subprocess.DEVNULL,

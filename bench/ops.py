@@ -308,8 +308,7 @@ def image_manifest(config: bytes, layers: list[bytes]) -> bytes:
                 "size": len(config),
             },
             "layers": [
-                {"mediaType": OCI_LAYER, "digest": sha256_digest(b), "size": len(b)}
-                for b in layers
+                {"mediaType": OCI_LAYER, "digest": sha256_digest(b), "size": len(b)} for b in layers
             ],
         },
         separators=(",", ":"),

@@ -170,9 +170,7 @@ def fetch_token(base: str, scopes: list[str]) -> str:
         realm = params["realm"]
         if urlsplit(realm).hostname != HOST:
             raise RuntimeError(f"token realm is not on loopback: {realm}")
-        query = urlencode(
-            [("service", params.get("service", "")), *(("scope", s) for s in scopes)]
-        )
+        query = urlencode([("service", params.get("service", "")), *(("scope", s) for s in scopes)])
         r = http.get(f"{realm}?{query}", auth=(USER, PASSWORD))
         if r.status_code != 200:
             raise RuntimeError(f"token request to {realm}: HTTP {r.status_code} {r.text[:200]}")
