@@ -54,7 +54,8 @@ def sample_usage(stores: Stores, day: date | None = None) -> int:
     day = day or today()
     if samples.sampled_on(day):
         return 0
-    return samples.record(stores.meta.repository_usage(), day)
+    records = stores.meta.repository_usage()
+    return samples.record(records, day) if records else 0  # no write for an empty registry
 
 
 def _sample_loop(settings: Settings, stop: threading.Event) -> None:

@@ -1495,6 +1495,7 @@ async function namespaceOverview(root, ns) {
             : null,
         ),
     ],
+    ["Storage over time", `/v1/usage/history${query({ namespace: ns, days: 90 })}`, (history) => usageHistory(history)],
     [
       "Immutable tags",
       `${base}/immutable-tag-rules`,

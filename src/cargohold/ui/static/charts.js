@@ -100,7 +100,7 @@ export function lineChart(title, days, series, { format = String } = {}) {
     const path = known.map((p, n) => `${n ? "L" : "M"}${x(p.day).toFixed(1)},${y(p.value).toFixed(1)}`).join(" ");
     return s(
       "g",
-      { class: "line" },
+      { class: "line", "data-series": line.label },
       s("title", {}, `${line.label}: ${known.length ? format(known[known.length - 1].value) : "–"}`),
       path ? s("path", { d: path, fill: "none", stroke: color, "stroke-width": 2 }) : null,
       known.map((p) =>
