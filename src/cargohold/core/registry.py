@@ -10,7 +10,7 @@ from cargohold.core.blobs import BlobService
 from cargohold.core.manifests import ManifestService
 from cargohold.core.uploads import UploadService
 from cargohold.core.versioning import TagService
-from cargohold.errors import NameUnknown
+from cargohold.errors import NameUnknown, PaginationInvalid
 from cargohold.reference import validate_name, validate_tag
 from cargohold.storage.blobs import BlobStore
 from cargohold.storage.meta import MetadataStore
@@ -72,8 +72,10 @@ class Registry:
         visible: Callable[[str], bool] | None = None,
     ) -> Page:
         """A page of repository names; `visible` hides those the caller may not see."""
-        if last is not None:
-            validate_name(last)  # it names the last repository of the previous page
+        if last is not None and "\x00" in last:
+            # Any other text is a position in the sorted names; NUL cannot even be
+            # compared by PostgreSQL.
+            raise PaginationInvalid("last must not contain NUL characters")
         if limit == 0:
             return Page([], more=False)
         if visible is None:
