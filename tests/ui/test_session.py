@@ -31,6 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegistry]:
         for path, body in (
             ("/users", {"name": USER[0], "password": USER[1]}),
             ("/users", {"name": "dan", "password": "dan-password-1"}),
+            ("/users", {"name": "dan2", "password": "dan2-password-1"}),
             ("/orgs", {"name": "team"}),
         ):
             assert api.post(path, json=body).status_code == 201
@@ -218,6 +219,19 @@ def test_list_and_end_sessions(server: LiveRegistry):
         assert laptop.get("/api/v1/users/me").status_code == 200
         remaining = laptop.get(url).json()
         assert [row["current"] for row in remaining] == [True]
+
+
+def test_signing_in_again_replaces_the_browsers_session(server: LiveRegistry):
+    client, _ = sign_in(server, ("dan2", "dan2-password-1"))
+    with closing(client):
+        first = client.cookies[COOKIE]
+        again = client.post("/api/v1/session", auth=("dan2", "dan2-password-1"))
+        assert again.status_code == 200
+        assert client.cookies[COOKIE] != first
+        assert len(client.get("/api/v1/users/dan2/sessions").json()) == 1
+        assert (
+            httpx.get(f"{server.url}/api/v1/users/me", cookies={COOKIE: first}).status_code == 401
+        )
 
 
 def test_sign_out_everywhere_else(server: LiveRegistry):

@@ -9,6 +9,7 @@ from cargohold.auth.principal import Principal
 from cargohold.http.api.deps import AUTH_RESPONSES, Caller, address_of, log_change
 from cargohold.http.api.errors import ApiError, unauthorized
 from cargohold.http.api.session import (
+    COOKIE,
     Session,
     Sessions,
     request_session,
@@ -54,6 +55,9 @@ def sign_in(request: Request, response: Response, principal: Caller) -> SessionI
     sessions = _sessions(request)
     if request.headers.get("authorization") is None or principal.user_id is None:
         raise unauthorized("sign in with HTTP basic credentials")
+    replaced = sessions.unseal(request.cookies.get(COOKIE, ""))
+    if replaced is not None:  # signing in again in the same browser: the old session ends
+        sessions.store.end(replaced.id)
     session, cookie = sessions.start(
         principal.name,
         principal.user_id,
