@@ -79,11 +79,11 @@ class UploadService:
                 + ", ".join(SUPPORTED_ALGORITHMS)
             )
         upload_id = str(uuid.uuid4())
-        if owner is not None:
+        if owner is not None and self.max_per_owner:
             # The owner's tag in the ID lets every worker and replica count an owner's
             # sessions from the shared uploads table alone.
-            upload_id = f"{_owner_tag(owner)}-{upload_id}"
             self._refuse_too_many(owner)
+            upload_id = f"{_owner_tag(owner)}-{upload_id}"
         self._blobs.start_upload(upload_id)
         self._meta.create_upload(UploadRecord(upload_id, repository, algorithm, datetime.now(UTC)))
         self._remember(upload_id, _HashState(new_hasher(algorithm), 0))
@@ -304,8 +304,6 @@ class UploadService:
             raise
 
     def _refuse_too_many(self, owner: str) -> None:
-        if not self.max_per_owner:
-            return
         # Every session, whatever its age (GC removes abandoned ones after
         # upload_max_age_hours); a soft limit: two racing starts may both pass.
         prefix = f"{_owner_tag(owner)}-"
