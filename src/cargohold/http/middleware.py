@@ -141,8 +141,10 @@ class BodyTimeoutMiddleware:
 
     The body has `seconds` to arrive, plus one second for every `min_rate` bytes received
     (Apache's mod_reqtimeout rule), so a large upload at a sane speed never times out while
-    a trickle of bytes does. On expiry the client gets 408 and the connection closes; the
-    handler sees a client disconnect, so an upload rolls back its unfinished chunk.
+    a trickle of bytes does. Only time spent waiting for the client counts: a handler that
+    is slow to read (a busy database, say) never makes its client time out. On expiry the
+    client gets 408 and the connection closes; the handler sees a client disconnect, so an
+    upload rolls back its unfinished chunk.
     """
 
     def __init__(self, app: ASGIApp, seconds: float, min_rate: int) -> None:
@@ -154,24 +156,27 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.monotonic()
+        waited = 0.0  # seconds spent waiting for the client's bytes
         received = 0
         body_done = False
         responded = False
         timed_out = False
 
         async def timed_receive() -> Message:
-            nonlocal received, body_done, timed_out
+            nonlocal waited, received, body_done, timed_out
             if body_done or timed_out:
                 # After the body only a disconnect can come; streaming responses wait for it.
                 return await receive() if not timed_out else {"type": "http.disconnect"}
-            deadline = started + self.seconds + received / self.min_rate
+            allowed = self.seconds + received / self.min_rate - waited
+            asked = time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+                message = await asyncio.wait_for(receive(), max(allowed, 0.001))
             except TimeoutError:
                 timed_out = True
                 await self._answer_timeout(scope, send, responded, received)
                 return {"type": "http.disconnect"}
+            finally:
+                waited += time.monotonic() - asked
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
