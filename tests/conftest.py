@@ -44,6 +44,11 @@ def scratch_postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+#: The most a server may take to become ready: generous, because a CI machine running
+#: several test workers can be slow to start a process (it is a limit, not a wait).
+READY_SECONDS = 120
+
+
 class LiveRegistry:
     """A cargohold server process and the URL it listens on."""
 
@@ -93,7 +98,7 @@ class LiveRegistry:
             raise
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
@@ -104,7 +109,7 @@ class LiveRegistry:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"server not ready in 30s: {self.log_path.read_text()}")
+        raise RuntimeError(f"server not ready in {READY_SECONDS}s: {self.log_path.read_text()}")
 
     def kill(self) -> None:
         """SIGKILL the whole server, workers included: a crash, not a shutdown."""

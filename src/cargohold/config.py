@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="redis://host:6379/0: replicas share lookup caches, upload locks and rate "
         "limits (unset: each process keeps its own, and S3 uploads lock with conditional writes).",
     )
+    local_cache_entries: int = Field(
+        10_000,
+        ge=0,
+        description="Embedded setup (SQLite): tag/manifest/blob lookups each process keeps in "
+        "memory (0: none). Every write invalidates them at once in every process on the host "
+        "(counters shared through a file in data_dir); entries also expire after a minute.",
+    )
     redis_cache_ttl: int = Field(
         60,
         ge=0,

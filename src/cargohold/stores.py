@@ -16,7 +16,7 @@ from cargohold.shared_redis import redis_client
 from cargohold.storage.blobs import BlobStore, open_blob_store
 from cargohold.storage.blobs.locks import RedisUploadLocks
 from cargohold.storage.meta import MetadataStore, SqlMetadataStore
-from cargohold.storage.meta.cached import RedisCachedMetadataStore
+from cargohold.storage.meta.cached import LocalCachedMetadataStore, RedisCachedMetadataStore
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
 
@@ -47,5 +47,10 @@ def open_stores(settings: Settings) -> Stores:
             meta = RedisCachedMetadataStore(
                 meta, shared, settings.redis_prefix, settings.redis_cache_ttl
             )
+    elif settings.local_cache_entries and engine.dialect.name == "sqlite":
+        # SQLite means one host, so a file in data_dir reaches every process that writes.
+        meta = LocalCachedMetadataStore(
+            meta, settings.data_dir / "run" / "lookup-generations", settings.local_cache_entries
+        )
     blobs = open_blob_store(settings.storage_url, settings.data_dir, locks)
     return Stores(engine, meta, blobs, shared)

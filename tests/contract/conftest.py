@@ -15,7 +15,7 @@ from cargohold.shared_redis import redis_client
 from cargohold.storage.blobs import BlobStore, FilesystemBlobStore
 from cargohold.storage.blobs.locks import RedisUploadLocks
 from cargohold.storage.meta import MetadataStore, SqlMetadataStore, schema
-from cargohold.storage.meta.cached import RedisCachedMetadataStore
+from cargohold.storage.meta.cached import LocalCachedMetadataStore, RedisCachedMetadataStore
 from cargohold.storage.meta.sql import create_sql_engine
 
 
@@ -47,12 +47,12 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobS
         raise AssertionError(request.param)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "postgresql-redis-cache"])
+@pytest.fixture(params=["sqlite", "sqlite-local-cache", "postgresql", "postgresql-redis-cache"])
 def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
-    """Each backend; the cached one answers repeated lookups from Redis, so every test
-    that reads after a write checks its invalidation too."""
+    """Each backend; the cached ones answer repeated lookups from Redis or from memory, so
+    every test that reads after a write checks their invalidation too."""
     with ExitStack() as stack:
-        if request.param == "sqlite":
+        if request.param.startswith("sqlite"):
             url = f"sqlite:///{tmp_path / 'meta.db'}"
         else:
             url = stack.enter_context(scratch_postgres_database())
@@ -61,5 +61,7 @@ def meta_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Metad
         store: MetadataStore = SqlMetadataStore(engine)
         if request.param.endswith("redis-cache"):
             store = RedisCachedMetadataStore(store, redis_client(REDIS_URL), scratch_redis_prefix())
+        if request.param.endswith("local-cache"):
+            store = LocalCachedMetadataStore(store, tmp_path / "generations", max_entries=1000)
         yield store
         engine.dispose()

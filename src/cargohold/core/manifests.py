@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cargohold.cache_only import require_io
 from cargohold.digest import Digest, is_digest_like
 from cargohold.errors import (
     DigestInvalid,
@@ -109,6 +110,7 @@ class ManifestService:
         rule = self.proxy.rule_for(repository) if self.proxy is not None else None
         if rule is not None:
             assert self.proxy is not None
+            require_io()  # the upstream may be asked
             record = self.proxy.get_manifest(rule, repository, reference, self._local(repository))
             return record
         if is_digest_like(reference):

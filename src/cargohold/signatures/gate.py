@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from cargohold import mediatypes as mt
+from cargohold.cache_only import require_io
 from cargohold.core.registry import Registry
 from cargohold.core.versioning import namespace_of
 from cargohold.errors import Denied
@@ -93,6 +94,7 @@ class SignaturePullGate:
             ttl = VERIFIED_TTL if cached[1].verified else self._ttl
             if at - cached[0] < ttl:
                 return cached[1]
+        require_io()  # verifying reads the signature manifests and blobs
         verdict = self._verifier.verify(repository, digest, list(keys))
         with self._lock:
             if len(self._verdicts) >= _MAX_CACHED:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cargohold.cache_only import NeedsIO, cache_only
 from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
@@ -20,10 +23,16 @@ async def get_manifest(request: Request) -> Response:
     # Pull policies judge GETs only: HEAD is an existence check (pushes use it).
     if request.method == "GET":
         guards: PullGuards = request.app.state.pull_guards
-        actor = actor_of(request.scope)
-        record = await run_in_threadpool(guards.pull, registry, name, reference, actor)
+        lookup = partial(guards.pull, registry, name, reference, actor_of(request.scope))
     else:
-        record = await run_in_threadpool(registry.manifests.get, name, reference)
+        lookup = partial(registry.manifests.get, name, reference)
+    # Hot manifests are answered from in-process caches without a thread hand-off, which
+    # costs more than such a lookup; anything that needs I/O runs in a thread as usual.
+    try:
+        with cache_only():
+            record = lookup()
+    except NeedsIO:
+        record = await run_in_threadpool(lookup)
     return Response(
         record.content,
         media_type=record.media_type,

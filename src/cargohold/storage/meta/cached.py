@@ -1,8 +1,11 @@
-"""A MetadataStore that answers hot lookups from Redis, shared by every replica.
+"""A MetadataStore that answers hot lookups from a cache: Redis, shared by every replica
+(scale-out), or each process's memory with change counters shared through a file
+(embedded, see local_cache.py).
 
 Pulls ask the same questions over and over: which manifest does `app:prod` name, what is
 the manifest `sha256:…`, is this blob in this repository. With several replicas on one
-PostgreSQL each answer costs a database round trip; here it costs one Redis call.
+PostgreSQL each answer costs a database round trip; here it costs one Redis call, or
+none at all in the embedded setup.
 
 Invalidation is by generation, not by deleting keys. Each repository has a counter; every
 cache key embeds the counter's value at the time of the lookup. A write commits to the
@@ -11,7 +14,7 @@ write is acknowledged uses a new key and misses. A slow reader that read the old
 generation and stores an old answer stores it under the old key, which nobody reads any
 more — the race that plain "delete the key" invalidation loses cannot happen. Entries
 also expire after `ttl` seconds, which bounds how long a stale answer can survive when
-Redis was unreachable at the moment of a write.
+Redis was unreachable at the moment of a write (or a write bypassed this store).
 
 Only positive answers are cached (a miss goes to the database every time), and every
 method of the protocol is spelled out below: a write added to the store without
@@ -26,10 +29,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import redis
 
+from cargohold.cache_only import require_io
 from cargohold.storage.meta.base import (
     BY_DELETE,
     BY_PUSH,
@@ -46,6 +51,7 @@ from cargohold.storage.meta.base import (
     UsageRecord,
 )
 from cargohold.storage.meta.gcgraph import GcGraph
+from cargohold.storage.meta.local_cache import LocalLookupCache, SharedGenerations
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +62,44 @@ return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
 """
 
 
-class RedisCachedMetadataStore:
-    def __init__(
-        self,
-        store: MetadataStore,
-        client: redis.Redis,
-        prefix: str = "cargohold",
-        ttl: int = 60,
-    ) -> None:
-        self._store = store
+class LookupCache(Protocol):
+    """Where cached answers live, keyed by repository, generation and entry name.
+
+    Entries are "tag:<tag>" and "digest:<digest>" (a ManifestRecord) and "blob:<digest>"
+    (a blob size)."""
+
+    def lookup(self, repository: str, entry: str) -> tuple[str | None, Any]:
+        """(the repository's generation, the cached value or None); a None generation
+        means the cache cannot answer now, and nothing should be remembered."""
+        ...
+
+    def remember(self, repository: str, generation: str | None, entry: str, value: Any) -> None:
+        ...
+
+    def changed(self, repository: str) -> None:
+        """After a write committed: every earlier entry of the repository dies."""
+        ...
+
+    def ping(self) -> None: ...
+
+
+class RedisLookupCache:
+    """Entries in Redis with a TTL, generations as Redis counters: shared by replicas."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "cargohold", ttl: int = 60) -> None:
         self._client = client
         self._prefix = f"{prefix}:meta"
         self._ttl = ttl
         self._lookup = client.register_script(_LOOKUP)
 
-    @property
-    def engine(self) -> Any:
-        """The database under the cache, which the stores of scans and advisories share."""
-        return getattr(self._store, "engine", None)
-
-    # -- the cache itself
     def _generation_key(self, repository: str) -> str:
         return f"{self._prefix}:gen:{repository}"
 
     def _entry_prefix(self, repository: str) -> str:
         return f"{self._prefix}:entry:{repository}:"
 
-    def _cached(self, repository: str, entry: str) -> tuple[str | None, bytes | None]:
-        """(generation, cached value); (None, None) when Redis cannot answer."""
+    def lookup(self, repository: str, entry: str) -> tuple[str | None, Any]:
+        require_io()  # a network round trip
         try:
             generation, value = self._lookup(
                 keys=[self._generation_key(repository)],
@@ -92,19 +108,20 @@ class RedisCachedMetadataStore:
         except redis.RedisError as exc:
             log.warning("metadata cache skipped, Redis unavailable: %s", exc)
             return None, None
-        return generation.decode(), value
+        if value is None:
+            return generation.decode(), None
+        return generation.decode(), _decode(entry, value)
 
-    def _remember(self, repository: str, generation: str | None, entry: str, value: bytes) -> None:
+    def remember(self, repository: str, generation: str | None, entry: str, value: Any) -> None:
         if generation is None:
             return
         key = f"{self._entry_prefix(repository)}{generation}:{entry}"
         try:
-            self._client.set(key, value, ex=self._ttl)
+            self._client.set(key, _encode(value), ex=self._ttl)
         except redis.RedisError as exc:
             log.warning("metadata cache not filled, Redis unavailable: %s", exc)
 
-    def _changed(self, repository: str) -> None:
-        """Called after a write committed: every earlier cache entry of the repository dies."""
+    def changed(self, repository: str) -> None:
         try:
             self._client.incr(self._generation_key(repository))
         except redis.RedisError as exc:
@@ -115,6 +132,31 @@ class RedisCachedMetadataStore:
                 self._ttl,
                 exc,
             )
+
+    def ping(self) -> None:
+        self._client.ping()
+
+
+class CachedMetadataStore:
+    """A MetadataStore whose hot lookups are answered from a LookupCache."""
+
+    def __init__(self, store: MetadataStore, cache: LookupCache) -> None:
+        self._store = store
+        self._cache = cache
+
+    @property
+    def engine(self) -> Any:
+        """The database under the cache, which the stores of scans and advisories share."""
+        return getattr(self._store, "engine", None)
+
+    def _cached(self, repository: str, entry: str) -> tuple[str | None, Any]:
+        return self._cache.lookup(repository, entry)
+
+    def _remember(self, repository: str, generation: str | None, entry: str, value: Any) -> None:
+        self._cache.remember(repository, generation, entry, value)
+
+    def _changed(self, repository: str) -> None:
+        self._cache.changed(repository)
 
     # -- repositories
     def repository_exists(self, name: str) -> bool:
@@ -135,7 +177,7 @@ class RedisCachedMetadataStore:
             return int(value)
         size = self._store.blob_size(repository, digest)
         if size is not None:
-            self._remember(repository, generation, entry, str(size).encode())
+            self._remember(repository, generation, entry, size)
         return size
 
     def blob_sizes(self, repository: str, digests: Iterable[str]) -> dict[str, int]:
@@ -176,10 +218,10 @@ class RedisCachedMetadataStore:
     ) -> ManifestRecord | None:
         generation, value = self._cached(repository, entry)
         if value is not None:
-            return _decode_manifest(value)
+            return value  # type: ignore[no-any-return]
         record: ManifestRecord | None = load(repository, reference)
         if record is not None:
-            self._remember(repository, generation, entry, _encode_manifest(record))
+            self._remember(repository, generation, entry, record)
         return record
 
     def existing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
@@ -392,12 +434,49 @@ class RedisCachedMetadataStore:
     # -- health
     def ping(self) -> None:
         self._store.ping()
-        self._client.ping()
+        self._cache.ping()
 
     def close(self) -> None:
         close = getattr(self._store, "close", None)
         if close is not None:
             close()
+
+
+class RedisCachedMetadataStore(CachedMetadataStore):
+    """The scale-out setup's cache: answers shared by every replica through Redis."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        client: redis.Redis,
+        prefix: str = "cargohold",
+        ttl: int = 60,
+    ) -> None:
+        super().__init__(store, RedisLookupCache(client, prefix, ttl))
+
+
+class LocalCachedMetadataStore(CachedMetadataStore):
+    """The embedded setup's cache: each process's memory, counters shared by file."""
+
+    def __init__(
+        self, store: MetadataStore, generations_file: Path, max_entries: int, ttl: float = 60
+    ) -> None:
+        self._generations = SharedGenerations(generations_file)
+        super().__init__(store, LocalLookupCache(self._generations, max_entries, ttl))
+
+    def close(self) -> None:
+        super().close()
+        self._generations.close()
+
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, ManifestRecord):
+        return _encode_manifest(value)
+    return str(value).encode()
+
+
+def _decode(entry: str, value: bytes) -> Any:
+    return int(value) if entry.startswith("blob:") else _decode_manifest(value)
 
 
 def _encode_manifest(record: ManifestRecord) -> bytes:

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cargohold.cache_only import require_io
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -57,6 +59,7 @@ class SqlBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        require_io()
         with self._engine.connect() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -72,6 +75,7 @@ class SqlBase:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        require_io()
         with self._engine.connect() as conn:
             yield conn
 
