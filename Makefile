@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## Serve the registry on http://127.0.0.1:5000 (SQLite + files in ./data)
 	$(BIN)/cargohold serve
 
-test: $(STAMP) ## Lint and run the whole test suite
+# Test files run on several workers, each file on one worker (its module fixtures start
+# servers once); most tests wait on servers and clients, so more workers than cores pay.
+TEST_WORKERS ?= 3
+
+test: $(STAMP) ## Lint and run the whole test suite (TEST_WORKERS=3 in parallel)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP) ## Lint only
 	$(BIN)/ruff check .
