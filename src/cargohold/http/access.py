@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from cargohold.auth.tokens import InvalidToken, TokenService, granted_actions
 from cargohold.errors import NameInvalid
 from cargohold.http.audit import address_of
 from cargohold.http.errors import error_body
+from cargohold.http.nonblocking import cached_or_in_thread
 from cargohold.reference import validate_name
 
 # Served to anyone, without credentials, but rate limited like /v2: the OSV advisory API.
@@ -195,7 +197,7 @@ class AccessMiddleware:
             if claims is not None:
                 allowed = access.can(repository, action)  # the token decides: no I/O
             else:
-                allowed = await run_in_threadpool(access.can, repository, action)
+                allowed = await cached_or_in_thread(partial(access.can, repository, action))
             if not allowed:
                 await self._deny(scope, send, access, header, repository, action)
                 return None

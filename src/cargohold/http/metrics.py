@@ -6,6 +6,7 @@ With several worker processes the values live in files under PROMETHEUS_MULTIPRO
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -39,6 +40,7 @@ _ROUTES = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)  # pulls repeat the same few paths; bounded for the rest
 def route_label(path: str) -> str:
     for pattern, label in _ROUTES:
         if pattern.match(path):

@@ -7,10 +7,10 @@ from functools import partial
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cargohold.cache_only import NeedsIO, cache_only
 from cargohold.errors import ManifestTooLarge
 from cargohold.http.audit import actor_of
 from cargohold.http.handlers.common import registry_of, run_in_threadpool
+from cargohold.http.nonblocking import cached_or_in_thread
 from cargohold.pull_guards import PullGuards
 
 # The spec asks registries to accept at least ten tags per request; cap abuse well above.
@@ -26,13 +26,7 @@ async def get_manifest(request: Request) -> Response:
         lookup = partial(guards.pull, registry, name, reference, actor_of(request.scope))
     else:
         lookup = partial(registry.manifests.get, name, reference)
-    # Hot manifests are answered from in-process caches without a thread hand-off, which
-    # costs more than such a lookup; anything that needs I/O runs in a thread as usual.
-    try:
-        with cache_only():
-            record = lookup()
-    except NeedsIO:
-        record = await run_in_threadpool(lookup)
+    record = await cached_or_in_thread(lookup)
     return Response(
         record.content,
         media_type=record.media_type,
