@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -252,3 +253,28 @@ def test_multipart_age_filter() -> None:
         {"Key": "young", "UploadId": "2", "Initiated": now - timedelta(minutes=1)},
     ]
     assert [u["Key"] for u in stale_multipart(uploads, now - timedelta(days=1))] == ["old"]
+
+
+def test_a_live_writer_keeps_its_lock_past_the_ttl(s3_store: S3BlobStore) -> None:
+    # S3 times lock objects to the second: a TTL of a few seconds, renewed every second.
+    short = S3BlobStore(s3_store.bucket, s3_store.prefix, s3_store.client, lock_ttl=3.0)
+    short.start_upload("k")
+    writer = short.open_upload("k", 0)  # renews its lease in the background
+    writer.write(b"slow")
+    time.sleep(4.5)
+    with pytest.raises(UploadOffsetMismatch):
+        short.open_upload("k", 0)  # the lease was renewed: not abandoned
+    writer.close()
+    assert b"".join(short.read_upload("k")) == b"slow"
+
+
+def test_a_crashed_writers_lock_is_taken_over_after_the_ttl(s3_store: S3BlobStore) -> None:
+    short = S3BlobStore(s3_store.bucket, s3_store.prefix, s3_store.client, lock_ttl=1.0)
+    short.start_upload("z")
+    assert short.locks.acquire("z") is not None  # a writer that died holding the lock
+    with pytest.raises(UploadOffsetMismatch):
+        short.open_upload("z", 0)
+    time.sleep(2.5)  # past the TTL, at S3's one-second resolution
+    with short.open_upload("z", 0) as writer:
+        writer.write(b"resumed")
+    assert b"".join(short.read_upload("z")) == b"resumed"

@@ -39,3 +39,19 @@ def test_an_abandoned_lock_expires_and_the_old_holder_cannot_release_the_new_one
     assert not crashed.holds("u", old)
     crashed.release("u", old)  # late release after the takeover
     assert other.holds("u", new)
+
+
+def test_a_renewed_lock_outlives_its_ttl_and_a_lost_one_cannot_be_renewed() -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    holder = RedisUploadLocks(redis_client(REDIS_URL), prefix, ttl=0.5)
+    other = RedisUploadLocks(redis_client(REDIS_URL), prefix, ttl=30)
+    token = holder.acquire("u")
+    assert token is not None
+    for _ in range(3):
+        time.sleep(0.3)
+        assert holder.renew("u", token)
+    assert other.acquire("u") is None  # 0.9 s after acquiring: still held
+    assert not holder.renew("u", "forged")
+    time.sleep(0.6)  # not renewed: expired
+    assert not holder.renew("u", token)
+    assert other.acquire("u") is not None

@@ -11,8 +11,9 @@ A writer spools its request body to a local temporary file and uploads it as one
 object when it closes (very large bodies roll over into several part objects), so no blob
 is ever held in memory. The session's size is the sum of its part objects. One writer at
 a time holds the session's lock (locks.py: Redis when configured, else S3ObjectLocks, a
-conditional create of the lock object that is taken over after `lock_ttl`), and part
-objects are created with `If-None-Match: *`, so a writer never overwrites another's bytes.
+conditional create of the lock object, renewed while held and taken over `lock_ttl` after
+its holder stopped renewing it), and part objects are created with `If-None-Match: *`, so
+a writer never overwrites another's bytes.
 Commit assembles the parts server-side where S3 allows it (CopyObject, UploadPartCopy)
 and streams only the parts below S3's 5 MiB minimum part size.
 """
@@ -33,7 +34,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from cargohold.storage.blobs.base import UploadOffsetMismatch
-from cargohold.storage.blobs.locks import UploadLocks
+from cargohold.storage.blobs.locks import LOCK_TTL, LeaseKeeper, UploadLocks
 
 READ_CHUNK = 1024 * 1024
 MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part (except the last)
@@ -41,7 +42,6 @@ MAX_COPY = 5 * 1024**3  # S3's largest CopyObject / UploadPartCopy source range
 MAX_PARTS = 10_000
 COMBINED_PART = 8 * 1024 * 1024  # target size of a part stream-combined from small ones
 SPOOL_LIMIT = 512 * 1024 * 1024  # a writer's spool rolls over into a new part object here
-LOCK_TTL = 3600.0  # seconds after which a writer's lock counts as abandoned
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SESSION = ".session"
 _LOCK = ".lock"
@@ -88,6 +88,10 @@ class _S3UploadWriter:
         self._start = offset
         self._next_offset = offset  # where the current spool's bytes will start
         self._lock_token = store._acquire_lock(upload_id)
+        token = self._lock_token
+        self._lease = LeaseKeeper(
+            lambda: store.locks.renew(upload_id, token), max(store.locks.ttl / 3, 0.05)
+        )
         self._closed = False
         self._flushed: list[str] = []  # part objects this writer uploaded already
         try:
@@ -99,6 +103,7 @@ class _S3UploadWriter:
             # Lives as long as the writer; closed in close().
             self._spool: IO[bytes] = tempfile.TemporaryFile(dir=store.spool_dir)  # noqa: SIM115
         except BaseException:
+            self._lease.stop()
             store._release_lock(upload_id, self._lock_token)
             raise
         self._spooled = 0
@@ -116,7 +121,7 @@ class _S3UploadWriter:
         if self._spooled == 0:
             return
         store = self._store
-        if not store._holds_lock(self._upload_id, self._lock_token):
+        if self._lease.lost or not store._holds_lock(self._upload_id, self._lock_token):
             # Our lock was taken over as abandoned; the session is someone else's now.
             self._discard_spool()
             raise UploadOffsetMismatch(store._session(self._upload_id).size)
@@ -163,6 +168,7 @@ class _S3UploadWriter:
                 self._flush()
         finally:
             self._spool.close()
+            self._lease.stop()
             self._store._release_lock(self._upload_id, self._lock_token)
 
     def __enter__(self) -> _S3UploadWriter:
@@ -179,6 +185,14 @@ class S3ObjectLocks:
     def __init__(self, store: S3BlobStore, ttl: float = LOCK_TTL) -> None:
         self._store = store
         self._ttl = ttl
+        # What each held lock object contains, to rewrite it on renewal; and the ETag a
+        # renewal gave it, where the service computes a new one for the same bytes.
+        self._bodies: dict[str, bytes] = {}
+        self._renamed: dict[str, str] = {}
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
 
     def _key(self, upload_id: str) -> str:
         return self._store._session_folder(upload_id) + _LOCK
@@ -190,7 +204,7 @@ class S3ObjectLocks:
             response = store.client.put_object(
                 Bucket=store.bucket, Key=key, Body=body, IfNoneMatch="*"
             )
-            return str(response["ETag"])
+            return self._held(str(response["ETag"]), body)
         except Exception as exc:
             if not _is_precondition_failed(exc):
                 raise
@@ -203,18 +217,46 @@ class S3ObjectLocks:
                     response = store.client.put_object(
                         Bucket=store.bucket, Key=key, Body=body, IfMatch=held["ETag"]
                     )
-                    return str(response["ETag"])
+                    return self._held(str(response["ETag"]), body)
         return None
+
+    def _held(self, token: str, body: bytes) -> str:
+        self._bodies[token] = body
+        return token
+
+    def _etag(self, token: str) -> str:
+        return self._renamed.get(token, token)
 
     def holds(self, upload_id: str, token: str) -> bool:
         held = self._store._head(self._key(upload_id))
-        return held is not None and held["ETag"] == token
+        return held is not None and held["ETag"] == self._etag(token)
+
+    def renew(self, upload_id: str, token: str) -> bool:
+        """Rewrite the lock object (its age restarts) if it is still ours."""
+        store = self._store
+        body = self._bodies.get(token)
+        if body is None:
+            return False
+        try:
+            response = store.client.put_object(
+                Bucket=store.bucket, Key=self._key(upload_id), Body=body, IfMatch=self._etag(token)
+            )
+        except Exception as exc:
+            if _is_precondition_failed(exc) or _is_missing(exc):
+                return False
+            raise
+        if str(response["ETag"]) != token:
+            self._renamed[token] = str(response["ETag"])
+        return True
 
     def release(self, upload_id: str, token: str) -> None:
         store = self._store
+        etag = self._etag(token)
+        self._bodies.pop(token, None)
+        self._renamed.pop(token, None)
         try:
             # Only our own lock: one taken over as abandoned belongs to its new holder.
-            store.client.delete_object(Bucket=store.bucket, Key=self._key(upload_id), IfMatch=token)
+            store.client.delete_object(Bucket=store.bucket, Key=self._key(upload_id), IfMatch=etag)
         except Exception as exc:
             if not (_is_missing(exc) or _is_precondition_failed(exc)):
                 raise
