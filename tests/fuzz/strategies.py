@@ -36,7 +36,7 @@ def fuzz(examples: int, **extra: Any) -> Any:
 hostile_text = st.text(
     alphabet=st.one_of(
         st.sampled_from(string.ascii_letters + string.digits + "._-/:@%+=~ \t\n\x00"),
-        st.characters(),
+        st.characters(codec="utf-8"),  # any text a URL or header can carry
     ),
     max_size=300,
 )
@@ -49,11 +49,20 @@ names = st.lists(_component, min_size=1, max_size=5).map("/".join)
 tags = st.from_regex(TAG, fullmatch=True)
 sha256_digests = st.binary(max_size=64).map(lambda b: f"sha256:{hashlib.sha256(b).hexdigest()}")
 
+
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    # JSON can escape what UTF-8 and PostgreSQL cannot hold.
+    | st.sampled_from(["\ud800", "a\udfffb", "\x00", "\ufeff"]),
+    _json_containers,
     max_leaves=30,
 )
 media_types = st.sampled_from(
