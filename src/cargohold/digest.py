@@ -25,7 +25,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate a digest string; raise DigestInvalid on anything off."""
-        if not text or len(text) > 256 or not _DIGEST_GRAMMAR.match(text):
+        if not text or len(text) > 256 or not _DIGEST_GRAMMAR.fullmatch(text):
             raise DigestInvalid(f"invalid digest {text[:100]!r}: expected algorithm:hex")
         algorithm, encoded = text.split(":", 1)
         length = SUPPORTED_ALGORITHMS.get(algorithm)

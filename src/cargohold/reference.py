@@ -18,7 +18,8 @@ MAX_NAME_LENGTH = 255
 
 
 def validate_name(name: str) -> str:
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
+    # fullmatch: with match, `$` would also accept a trailing newline ("latest\n").
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
         raise NameInvalid(
             f"invalid repository name {name[:100]!r}: use lowercase letters, digits and "
             "separators (., _, __, -) in path components separated by /",
@@ -28,7 +29,7 @@ def validate_name(name: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise TagInvalid(
             f"invalid tag {tag[:140]!r}: at most 128 characters of [a-zA-Z0-9_.-], "
             "not starting with . or -",

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -371,13 +372,26 @@ def test_duplicate_query_parameters_are_refused(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "tag",
-    ["v1.0-ß", "标签", "tag\u200b", "\uff561", "v1%20x", "emoji-😀", ".hidden", "-dash", "a" * 129],
+    [
+        "v1.0-ß",
+        "标签",
+        "tag\u200b",
+        "\uff561",
+        "v1%20x",
+        "emoji-😀",
+        ".hidden",
+        "-dash",
+        "a" * 129,
+        "latest\n",
+    ],
 )
 def test_unicode_and_malformed_tags_are_refused(client: httpx.Client, tag: str) -> None:
     repo = unique("uni")
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
     resp = client.put(
-        f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_INDEX}
+        f"/v2/{repo}/manifests/{quote(tag, safe='')}",
+        content=body,
+        headers={"Content-Type": OCI_INDEX},
     )
     assert resp.status_code == 400, describe(resp)
     assert set(error_codes(resp)) & {"MANIFEST_INVALID", "TAG_INVALID"}, describe(resp)

@@ -231,7 +231,7 @@ class UploadService:
         validate_name(repository)
         # IDs are ours (hex, dashes): anything else was never issued, and must not reach
         # the database (PostgreSQL cannot compare text holding NUL).
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known in {repository}")
         record = self._meta.get_upload(upload_id)
         if record is None or record.repository != repository:
