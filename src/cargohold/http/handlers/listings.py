@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -16,12 +17,13 @@ from cargohold.http.handlers.common import (
     run_in_threadpool,
     single_param,
 )
+from cargohold.http.nonblocking import cached_or_in_thread
 
 
 async def list_tags(request: Request) -> Response:
     name = request.path_params["name"]
     limit, last = pagination(request)
-    page = await run_in_threadpool(registry_of(request).list_tags, name, limit, last)
+    page = await cached_or_in_thread(partial(registry_of(request).list_tags, name, limit, last))
     headers = {}
     if page.more:
         headers["Link"] = next_link(f"/v2/{name}/tags/list", limit, page.items[-1])

@@ -289,7 +289,14 @@ class CachedMetadataStore:
         return self._store.remove_immutable_rule(namespace, rule_id)
 
     def list_tags(self, repository: str, after: str | None, limit: int | None) -> list[str]:
-        return self._store.list_tags(repository, after, limit)
+        entry = f"tags:{limit}:{after or ''}"
+        generation, value = self._cached(repository, entry)
+        if value is not None:
+            return list(value)
+        tags = self._store.list_tags(repository, after, limit)
+        if tags:  # an empty page may mean an unknown repository: not cached, like misses
+            self._remember(repository, generation, entry, tuple(tags))
+        return tags
 
     def list_referrers(
         self, repository: str, subject: str, artifact_type: str | None
@@ -472,11 +479,17 @@ class LocalCachedMetadataStore(CachedMetadataStore):
 def _encode(value: Any) -> bytes:
     if isinstance(value, ManifestRecord):
         return _encode_manifest(value)
+    if isinstance(value, tuple):  # a page of tags
+        return json.dumps(value).encode()
     return str(value).encode()
 
 
 def _decode(entry: str, value: bytes) -> Any:
-    return int(value) if entry.startswith("blob:") else _decode_manifest(value)
+    if entry.startswith("blob:"):
+        return int(value)
+    if entry.startswith("tags:"):
+        return tuple(json.loads(value))
+    return _decode_manifest(value)
 
 
 def _encode_manifest(record: ManifestRecord) -> bytes:
