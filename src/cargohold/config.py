@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Bytes per second that earn a request body one more second of "
         "request_body_timeout, so large uploads at a sane speed never time out.",
     )
+    request_header_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request's line and headers may take to arrive (from its "
+        "first byte, or from the connection's start); a slower (slowloris) client gets 408.",
+    )
     keep_alive_timeout: int = Field(
         30,
         ge=1,

@@ -13,6 +13,7 @@ from cargohold.config import Settings
 from cargohold.gc_schedule import start_schedule
 from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.metrics import MULTIPROC_ENV
+from cargohold.http.protocol import HeaderTimeoutProtocol
 from cargohold.replication import start_replication_workers
 from cargohold.scan.worker import start_scan_workers
 from cargohold.setup import check_open_mode, prepare_storage
@@ -47,7 +48,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=HeaderTimeoutProtocol,  # httptools, with a deadline for request heads
         access_log=False,
         log_level=settings.log_level,
         server_header=False,

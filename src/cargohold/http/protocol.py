@@ -1,0 +1,73 @@
+"""uvicorn's httptools protocol with a deadline for each request's head.
+
+uvicorn times out idle keep-alive connections, and the body timeout (middleware.py)
+covers slow bodies, but nothing bounds the time a client takes to send a request line
+and headers: a slowloris client trickling header bytes holds a connection for ever. Here
+a request's head must be complete `request_header_timeout` seconds after its first byte
+(or after the connection opened); otherwise the client gets 408 and the connection
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cargohold.http.app import SETTINGS_ENV
+from cargohold.http.errors import error_body
+
+DEFAULT_HEADER_TIMEOUT = 30.0
+_TIMEOUT_BODY = error_body("UNAVAILABLE", "the request's headers took too long to arrive")
+TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+def _header_timeout() -> float:
+    settings = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
+    return float(settings.get("request_header_timeout", DEFAULT_HEADER_TIMEOUT))
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timeout = _header_timeout()
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self._head_timeout, self._head_expired)
+
+    def _disarm(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_expired(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(TIMEOUT_RESPONSE)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
