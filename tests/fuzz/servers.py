@@ -35,6 +35,13 @@ def scale() -> int:
     return max(1, int(os.environ.get("CARGOHOLD_FUZZ_SCALE", "1")))
 
 
+def derandomized() -> bool:
+    """CI draws the same examples every run, so a red run means a change broke something,
+    not that a new random example was drawn; longer runs (scale > 1) explore at random,
+    and what they find becomes a fixed test."""
+    return scale() == 1
+
+
 def _cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "cargohold", *args],

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from .servers import scale
+from .servers import derandomized, scale
 
 TAG = r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -21,6 +21,7 @@ def fuzz(examples: int, **extra: Any) -> Any:
     limits per case, and no example database written into the checkout."""
     return settings(
         max_examples=examples * scale(),
+        derandomize=derandomized(),
         deadline=None,
         database=None,
         suppress_health_check=[

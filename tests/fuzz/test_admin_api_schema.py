@@ -23,7 +23,7 @@ from schemathesis.checks import (
 )
 from tests.conftest import LiveRegistry
 
-from .servers import ADMIN, PASSWORD, admin_server, scale
+from .servers import ADMIN, PASSWORD, admin_server, derandomized, scale
 
 CHECKS = [
     not_a_server_error,
@@ -73,7 +73,7 @@ def test_admin_api_answers_every_generated_request_by_its_schema(
             max_examples=EXAMPLES_PER_OPERATION * scale(),
             deadline=None,
             database=None,
-            derandomize=False,
+            derandomize=derandomized(),
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )

@@ -136,8 +136,9 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: error_doc("missing or invalid credentials (WWW-Authenticate: Basic)"),
     403: error_doc("the caller may not do this (code DENIED)"),
     429: error_doc("too many failed logins: retry after Retry-After seconds"),
-    # Any path can miss: an unknown resource, or characters no route matches (a line
-    # break in a name).
+    # Any request can be refused before an operation sees it: a malformed request (its
+    # headers, say) is 400, and a path no route matches (a line break in a name) is 404.
+    400: error_doc("a malformed request (headers, name or body)"),
     404: error_doc("no such resource, or no endpoint at this path"),
 }
 NOT_FOUND = {404: error_doc("no such user, namespace, team, robot, token or grant")}
