@@ -49,6 +49,17 @@ def scratch_postgres_database() -> Iterator[str]:
 READY_SECONDS = 120
 
 
+def add_user(
+    data_dir: Path, name: str, password: str, *, admin: bool = False, timeout: float = 120
+) -> None:
+    """`cargohold user add` on a data directory, before (or while) a server serves it."""
+    subprocess.run(
+        [sys.executable, "-m", "cargohold", "user", "add", name, *(["--admin"] if admin else []),
+         "--password-stdin", "--data-dir", str(data_dir)],
+        input=password, text=True, check=True, capture_output=True, timeout=timeout,
+    )
+
+
 class LiveRegistry:
     """A cargohold server process and the URL it listens on."""
 

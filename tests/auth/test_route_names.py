@@ -11,6 +11,7 @@ from cargohold.auth.roles import DELETE, PULL, PUSH
 from cargohold.http.access import required_access
 
 from .conftest import World, seed
+from .creds import granted
 
 
 def test_required_access_reads_names_as_the_router_does() -> None:
@@ -31,6 +32,7 @@ def test_a_token_for_a_namespace_repository_does_not_open_a_longer_name(world: W
     path = f"/v2/privco/tags/app/manifests/{pushed.digest}"
     # A token granting pull on the repository "privco" (the writer's role allows it)...
     narrow = realm.token(world.users["writer"], "repository:privco:pull")
+    assert granted(narrow, "privco") == {"pull"}  # else the refusal below proves nothing
     with realm.client(token=narrow) as http:
         refused = http.get(path, headers={"Accept": OCI_MANIFEST})
     assert refused.status_code in (401, 403), describe(refused)

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.conftest import LiveRegistry
+from tests.conftest import LiveRegistry, add_user
 
 from .oci_layout import build_image_layout
 from .skopeo import Skopeo
@@ -106,11 +106,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Authority:
 @pytest.fixture(scope="module")
 def server(ca: Authority, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegistry]:
     data_dir = tmp_path_factory.mktemp("tls") / "data"
-    subprocess.run(
-        [sys.executable, "-m", "cargohold", "user", "add", "alice", "--admin",
-         "--password-stdin", "--data-dir", str(data_dir)],
-        input=PASSWORD, text=True, check=True, capture_output=True, timeout=120,
-    )
+    add_user(data_dir, "alice", PASSWORD, admin=True)
     live = LiveRegistry(
         data_dir,
         {

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveRegistry
+from tests.conftest import LiveRegistry, add_user
 
 PASSWORD = "limits-password"
 
 
 def start(tmp_path: Path, **env: str) -> LiveRegistry:
     data_dir = tmp_path / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "user",
-            "add",
-            "alice",
-            "--admin",
-            "--password-stdin",
-            "--data-dir",
-            str(data_dir),
-        ],
-        input=PASSWORD,
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    add_user(data_dir, "alice", PASSWORD, admin=True)
     return LiveRegistry(data_dir, {"CARGOHOLD_TEST_WORKERS": "1", **env})
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import LiveRegistry
+from tests.conftest import LiveRegistry, add_user
 
 PASSWORD = "limits-more-password"
 MAX_UPLOAD = 1000
@@ -25,33 +22,11 @@ KEEP_ALIVE = 1
 OCTET = "application/octet-stream"
 
 
-def _add_admin(data_dir: Path, name: str) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "user",
-            "add",
-            name,
-            "--admin",
-            "--password-stdin",
-            "--data-dir",
-            str(data_dir),
-        ],
-        input=PASSWORD,
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegistry]:
     data_dir = tmp_path_factory.mktemp("limits-more") / "data"
     for name in ("alice", "bob", "carol"):
-        _add_admin(data_dir, name)
+        add_user(data_dir, name, PASSWORD, admin=True)
     server = LiveRegistry(
         data_dir,
         {

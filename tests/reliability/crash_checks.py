@@ -19,11 +19,18 @@ def acknowledged_blob(http: httpx.Client, push: BlobPush) -> str | None:
     head = http.head(path)
     if head.status_code != 200:
         return _describe(f"acknowledged {push.how} blob {path}: HEAD", head)
+    return _whole(http, path, head, push, f"acknowledged {push.how} blob {path}: GET")
+
+
+def _whole(
+    http: httpx.Client, path: str, head: httpx.Response, push: BlobPush, what: str
+) -> str | None:
+    """After a HEAD 200: the size it gives and the bytes GET gives are the pushed ones."""
     if head.headers.get("content-length") != str(len(push.data)):
         return f"HEAD {path}: size {head.headers.get('content-length')}, pushed {len(push.data)}"
     get = http.get(path)
     if get.status_code != 200 or sha256(get.content) != push.digest:
-        return _describe(f"acknowledged {push.how} blob {path}: GET gives other bytes", get)
+        return _describe(f"{what} gives other bytes", get)
     return None
 
 
@@ -39,12 +46,7 @@ def blob_in_doubt(http: httpx.Client, push: BlobPush) -> str | None:
         return _describe(f"unacknowledged blob {path}: HEAD 404, GET", get)
     if head.status_code != 200:
         return _describe(f"unacknowledged blob {path}: HEAD", head)
-    if head.headers.get("content-length") != str(len(push.data)):
-        return f"HEAD {path}: size {head.headers.get('content-length')}, pushed {len(push.data)}"
-    get = http.get(path)
-    if get.status_code != 200 or sha256(get.content) != push.digest:
-        return _describe(f"unacknowledged blob {path} shown with other bytes", get)
-    return None
+    return _whole(http, path, head, push, f"unacknowledged blob {path}: GET")
 
 
 def acknowledged_manifest(http: httpx.Client, push: ManifestPush) -> str | None:

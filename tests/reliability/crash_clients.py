@@ -171,9 +171,11 @@ class CrashClient:
 
     # -- blob pushes; each returns the acknowledged push, or None if it ended in doubt
     def push_single_post(self, repository: str | None = None) -> BlobPush:
-        repository = repository or self.repository()
-        data = self.blob()
-        push = BlobPush(repository, sha256(data), data, "single-post")
+        return self.post_whole(repository or self.repository(), self.blob(), "single-post")
+
+    def post_whole(self, repository: str, data: bytes, how: str) -> BlobPush:
+        """A blob in one POST ?digest=; recorded acknowledged, or in doubt if cut off."""
+        push = BlobPush(repository, sha256(data), data, how)
         try:
             response = self.request(
                 "POST",
@@ -341,18 +343,7 @@ class CrashClient:
                 "created_by": f"crash client {self.index} image {self.counter}",
             }
         ).encode()
-        config = BlobPush(repository, sha256(config_data), config_data, "config")
-        try:
-            response = self.request(
-                "POST",
-                f"/v2/{repository}/blobs/uploads/",
-                params={"digest": config.digest},
-                content=config_data,
-            )
-        except Interrupted:
-            self.ledger.blob_in_doubt(config)
-            raise
-        self.acknowledge_blob(config, response)
+        config = self.post_whole(repository, config_data, "config")
         body = json.dumps(
             {
                 "schemaVersion": 2,

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
-from tests.conftest import LiveRegistry
+from tests.conftest import LiveRegistry, add_user
 
 PASSWORD = "replica-password"
 
 
 def test_replicas_share_limits(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cargohold",
-            "user",
-            "add",
-            "alice",
-            "--password-stdin",
-            "--data-dir",
-            str(data_dir),
-        ],
-        input=PASSWORD,
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    add_user(data_dir, "alice", PASSWORD)
     env = {
         "CARGOHOLD_REDIS_URL": "redis://127.0.0.1:6379/0",
         "CARGOHOLD_REDIS_PREFIX": f"test-{uuid.uuid4().hex}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,36 +29,18 @@ from cargohold.errors import NameInvalid
 from cargohold.http.audit import address_of
 from cargohold.http.errors import error_body
 from cargohold.http.nonblocking import cached_or_in_thread
+from cargohold.http.v2paths import v2_route
 from cargohold.reference import validate_name
 
 # Served to anyone, without credentials, but rate limited like /v2: the OSV advisory API.
 PUBLIC_PATHS = frozenset({"/v1/query", "/v1/querybatch"})
-
-# The repository a /v2 path names, read exactly as the route table (routes.py) reads it: the
-# name takes as much as it can and each route ends in a fixed suffix, so a name may itself
-# contain "blobs", "manifests", "tags" or "referrers" (acme/tags/app). In route order.
-_REPO_ROUTES = (
-    (re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/[^/]*$"), "uploads"),
-    (re.compile(r"^/v2/(?P<name>.+)/blobs/[^/]+$"), "blobs"),
-    (re.compile(r"^/v2/(?P<name>.+)/manifests/[^/]+$"), "manifests"),
-    (re.compile(r"^/v2/(?P<name>.+)/tags/list$"), "tags"),
-    (re.compile(r"^/v2/(?P<name>.+)/referrers/[^/]+$"), "referrers"),
-)
-
-
-def _route_of(path: str) -> tuple[str, str] | None:
-    for pattern, kind in _REPO_ROUTES:
-        match = pattern.match(path)
-        if match is not None:
-            return match.group("name"), kind
-    return None
 
 
 def required_access(method: str, path: str) -> tuple[str, str] | None:
     """(repository, action) a /v2 request needs, or None for /v2/ and the catalog."""
     if path in ("/v2/", "/v2", "/v2/_catalog"):
         return None
-    routed = _route_of(path)
+    routed = v2_route(path)
     if routed is None:
         return None  # no route: the router answers 404
     name, kind = routed

@@ -6,9 +6,7 @@ With several worker processes the values live in files under PROMETHEUS_MULTIPRO
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -23,29 +21,32 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cargohold.http.v2paths import v2_route
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Route labels are a fixed set, never raw paths: repository names must not explode them.
-_ROUTES = [
-    (re.compile(r"^/v2/?$"), "v2_base"),
-    (re.compile(r"^/v2/_catalog$"), "catalog"),
-    (re.compile(r"^/v2/.+/blobs/uploads/"), "blob_upload"),
-    (re.compile(r"^/v2/.+/blobs/[^/]+$"), "blob"),
-    (re.compile(r"^/v2/.+/manifests/[^/]+$"), "manifest"),
-    (re.compile(r"^/v2/.+/tags/list$"), "tags"),
-    (re.compile(r"^/v2/.+/referrers/[^/]+$"), "referrers"),
-    (re.compile(r"^/token$"), "token"),
-    (re.compile(r"^/api/"), "admin_api"),
-    (re.compile(r"^/(healthz|readyz|metrics)$"), "probe"),
-]
+_V2_LABELS = {
+    "uploads": "blob_upload",
+    "blobs": "blob",
+    "manifests": "manifest",
+    "tags": "tags",
+    "referrers": "referrers",
+}
+_FIXED = {"/v2": "v2_base", "/v2/": "v2_base", "/v2/_catalog": "catalog", "/token": "token"}
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-@functools.lru_cache(maxsize=4096)  # pulls repeat the same few paths; bounded for the rest
 def route_label(path: str) -> str:
-    for pattern, label in _ROUTES:
-        if pattern.match(path):
-            return label
-    return "other"
+    fixed = _FIXED.get(path)
+    if fixed is not None:
+        return fixed
+    routed = v2_route(path)
+    if routed is not None:
+        return _V2_LABELS[routed[1]]
+    if path.startswith("/api/"):
+        return "admin_api"
+    return "probe" if path in _PROBES else "other"
 
 
 class Metrics:

@@ -11,6 +11,7 @@ closes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from typing import Any
@@ -30,6 +31,7 @@ TIMEOUT_RESPONSE = (
 )
 
 
+@functools.cache  # the settings of this worker process; not parsed again per connection
 def _header_timeout() -> float:
     settings = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
     return float(settings.get("request_header_timeout", DEFAULT_HEADER_TIMEOUT))

@@ -7,6 +7,7 @@ import {
   bytes,
   clear,
   confirmDialog,
+  dangerButton,
   copyable,
   h,
   link,
@@ -1278,8 +1279,6 @@ async function namespacePage() {
   });
 }
 
-// Read-only sections of the namespace settings; each loads on its own, so one refusal
-// (e.g. the quota, for members only) leaves the others.
 // A small form: labelled fields in a row and a submit button; `submit` gets the values.
 function miniForm(label, fields, button, submit) {
   const inputs = {};
@@ -1318,21 +1317,11 @@ function miniForm(label, fields, button, submit) {
 }
 
 function removeButton(label, question, work) {
-  return h(
-    "button",
-    {
-      type: "button",
-      class: "small danger",
-      "aria-label": label,
-      onclick: () =>
-        guarded(async () => {
-          if (await confirmDialog("Confirm", question, "Remove")) await work();
-        }),
-    },
-    "Remove",
-  );
+  return dangerButton("Remove", label, question, guarded, work);
 }
 
+// Read-only sections of the namespace settings; each loads on its own, so one refusal
+// (e.g. the quota, for members only) leaves the others.
 async function namespaceOverview(root, ns) {
   const base = `/v1/namespaces/${encodeURIComponent(ns)}`;
   const sections = [

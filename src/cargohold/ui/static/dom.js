@@ -153,3 +153,21 @@ export function confirmDialog(title, message, action) {
     dialog.showModal();
   });
 }
+
+// A button for a destructive action: asks first, then runs `work` through `guarded`
+// (the page's error reporting).
+export function dangerButton(text, label, question, guarded, work) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "small danger",
+      "aria-label": label,
+      onclick: () =>
+        guarded(async () => {
+          if (await confirmDialog("Confirm", question, text)) await work();
+        }),
+    },
+    text,
+  );
+}

@@ -2,7 +2,7 @@
 // trusted keys and the signature policy, promotion gates; and the webhooks' delivery logs.
 // Shown on the settings page, which only namespace admins reach; the API decides anyway.
 import { api, ApiError } from "./api.js";
-import { clear, confirmDialog, h, shortDigest, table, when } from "./dom.js";
+import { clear, dangerButton, h, shortDigest, table, when } from "./dom.js";
 
 const SEVERITIES = ["critical", "high", "medium", "low"];
 
@@ -64,22 +64,6 @@ function form(label, children, onSubmit, guarded) {
     guarded(() => onSubmit(made));
   });
   return made;
-}
-
-function dangerButton(text, label, question, guarded, work) {
-  return h(
-    "button",
-    {
-      type: "button",
-      class: "small danger",
-      "aria-label": label,
-      onclick: () =>
-        guarded(async () => {
-          if (await confirmDialog("Confirm", question, text)) await work();
-        }),
-    },
-    text,
-  );
 }
 
 async function scanPolicy(kit, box, base) {
