@@ -15,6 +15,8 @@ import os
 import threading
 from collections.abc import Callable
 
+from cargohold.storage.failures import storage_failure
+
 log = logging.getLogger(__name__)
 
 # open() -> (step, close): step() does one piece of work and says whether there was any
@@ -51,16 +53,26 @@ def supervise(name: str, opener: Opener, poll_seconds: float, stop: threading.Ev
     while not stop.is_set():
         try:
             step, close = opener()
-        except Exception:
-            log.exception("%s worker cannot start; retrying", name)
+        except Exception as exc:
+            _log_failure(exc, "%s worker cannot start; retrying", name)
             stop.wait(REOPEN_DELAY)
             continue
         try:
             while not stop.is_set():
                 if not step():
                     stop.wait(poll_seconds)
-        except Exception:
-            log.exception("%s worker stopped; restarting", name)
+        except Exception as exc:
+            _log_failure(exc, "%s worker stopped; restarting", name)
             stop.wait(RESTART_DELAY)
         finally:
             close()
+
+
+def _log_failure(exc: Exception, message: str, name: str) -> None:
+    # A full disk or a database that is away is the operator's to fix, and the log says
+    # which; a traceback is for what the code did not expect.
+    known = storage_failure(exc)
+    if known is not None:
+        log.warning(message + ": %s", name, known.message)
+    else:
+        log.exception(message, name)

@@ -15,6 +15,7 @@ reveals no secret. Replicas must share the key file, as they share the signing k
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -50,8 +51,10 @@ def _load_or_create(key_file: Path) -> bytes:
     except FileNotFoundError:
         pass
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    temp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A name of its own for every caller: threads of one process start at once too (the
+    # replication and webhook workers), and a per-process name let one unlink the other's.
+    fd, temp_name = tempfile.mkstemp(dir=key_file.parent, prefix=f".{key_file.name}.")
+    temp = Path(temp_name)
     with os.fdopen(fd, "wb") as handle:
         handle.write(Fernet.generate_key())
     try:

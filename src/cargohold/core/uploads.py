@@ -332,9 +332,14 @@ class UploadService:
             self._hashes.popitem(last=False)
 
 
-def _write_and_hash(writer: UploadWriter, hasher: hashlib._Hash, data: bytes) -> None:
-    hasher.update(data)
-    writer.write(data)
+def _write_all(writer: UploadWriter, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        writer.write(piece)
+
+
+def _hash_all(hasher: hashlib._Hash, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
 
 
 def _owner_tag(owner: str) -> str:
@@ -349,23 +354,51 @@ async def _pump(
 ) -> int:
     """Move the request body to storage in large steps, hashing on the way.
 
-    More than `room` bytes (when given) raise BlobTooLarge before the excess is written."""
-    buffer = bytearray()
+    Three things overlap: the event loop receives the next step while one worker thread
+    hashes the previous step and another writes it (hashlib and file writes release the
+    GIL), so a push is bounded by the slowest of the three, not their sum. The chunks are
+    handed over as received, never copied. More than `room` bytes (when given) raise
+    BlobTooLarge before the excess is written."""
+    pieces: list[bytes] = []
+    gathered = 0
     total = 0
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        buffer += chunk
-        total += len(chunk)
-        if room is not None and total > room:
-            raise BlobTooLarge(
-                f"the blob grew past this registry's maximum upload size ({room} more bytes "
-                "fitted); the upload is discarded",
-                detail={"limit_remaining": room},
-            )
-        if len(buffer) >= WRITE_BUFFER:
-            await asyncio.to_thread(_write_and_hash, writer, hasher, bytes(buffer))
-            buffer.clear()
-    if buffer:
-        await asyncio.to_thread(_write_and_hash, writer, hasher, bytes(buffer))
+    step: list[asyncio.Future[None]] = []
+    try:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            total += len(chunk)
+            if room is not None and total > room:
+                raise BlobTooLarge(
+                    f"the blob grew past this registry's maximum upload size ({room} more "
+                    "bytes fitted); the upload is discarded",
+                    detail={"limit_remaining": room},
+                )
+            pieces.append(chunk)
+            gathered += len(chunk)
+            if gathered >= WRITE_BUFFER:
+                for future in step:
+                    await future  # one step in flight: memory stays bounded, order kept
+                step = _store_step(writer, hasher, pieces)
+                pieces, gathered = [], 0
+        if pieces:
+            for future in step:
+                await future
+            step = _store_step(writer, hasher, pieces)
+        for future in step:
+            await future
+    finally:
+        running = [future for future in step if not future.done()]
+        if running:
+            # The caller rolls the upload back next; no write may land after that.
+            await asyncio.wait(running)
     return total
+
+
+def _store_step(
+    writer: UploadWriter, hasher: hashlib._Hash, pieces: list[bytes]
+) -> list[asyncio.Future[None]]:
+    return [
+        asyncio.ensure_future(asyncio.to_thread(_hash_all, hasher, pieces)),
+        asyncio.ensure_future(asyncio.to_thread(_write_all, writer, pieces)),
+    ]

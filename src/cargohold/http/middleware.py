@@ -170,7 +170,9 @@ class BodyTimeoutMiddleware:
             allowed = self.seconds + received / self.min_rate - waited
             asked = time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), max(allowed, 0.001))
+                # asyncio.timeout arms one timer; wait_for would start a task per chunk.
+                async with asyncio.timeout(max(allowed, 0.001)):
+                    message = await receive()
             except TimeoutError:
                 timed_out = True
                 await self._answer_timeout(scope, send, responded, received)

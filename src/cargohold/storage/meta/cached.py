@@ -73,8 +73,7 @@ class LookupCache(Protocol):
         means the cache cannot answer now, and nothing should be remembered."""
         ...
 
-    def remember(self, repository: str, generation: str | None, entry: str, value: Any) -> None:
-        ...
+    def remember(self, repository: str, generation: str | None, entry: str, value: Any) -> None: ...
 
     def changed(self, repository: str) -> None:
         """After a write committed: every earlier entry of the repository dies."""
