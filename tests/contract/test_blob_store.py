@@ -43,6 +43,21 @@ def test_upload_commit_read_roundtrip(blob_store: BlobStore) -> None:
     assert digest in set(blob_store.digests())
 
 
+def test_a_flushed_writer_can_be_committed_while_held(blob_store: BlobStore) -> None:
+    # The core's one-step finish: write, flush, flush_upload and commit under one writer.
+    data = b"small blob " * 100
+    digest = digest_of(data)
+    blob_store.start_upload("uf")
+    with blob_store.open_upload("uf", 0) as writer:
+        writer.write(data)
+        writer.flush()
+        assert blob_store.upload_size("uf") == len(data)
+        blob_store.flush_upload("uf")
+        blob_store.commit_upload("uf", digest)
+    assert b"".join(blob_store.read(digest)) == data
+    assert blob_store.upload_size("uf") is None
+
+
 def test_read_at_offset_and_length(blob_store: BlobStore) -> None:
     data = bytes(range(256)) * 10
     upload(blob_store, "u2", data)

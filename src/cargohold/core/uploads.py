@@ -32,6 +32,9 @@ from cargohold.storage.meta import MetadataStore, UploadRecord
 
 # Bytes gathered before one write+hash step runs in a worker thread.
 WRITE_BUFFER = 4 * 1024 * 1024
+# A closing chunk up to this size is read whole, then stored, verified and committed in one
+# worker thread (configs and small layers: one hand-off instead of a dozen).
+SMALL_BODY = 256 * 1024
 _HASH_CACHE_SIZE = 512
 # What start() issues: a UUID, optionally after its owner's tag (the stores allow the same).
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -169,6 +172,11 @@ class UploadService:
     ) -> str:
         """Take an optional last chunk, verify the digest, and commit the blob."""
         expected = Digest.parse(digest)
+        if chunks is not None and length is not None and length <= SMALL_BODY:
+            data = await _read_exactly(chunks, length)
+            return await asyncio.to_thread(
+                self._finish_small, repository, upload_id, expected, data, start
+            )
         if chunks is not None:
             await self.append(repository, upload_id, chunks, start, length, str(expected))
         record, size = await asyncio.to_thread(self._session_and_size, repository, upload_id)
@@ -176,17 +184,58 @@ class UploadService:
         writer = await self._lock(upload_id, size)
         try:
             state = await asyncio.to_thread(self._hash_state, record, size, expected.algorithm)
-            actual = state.hasher.hexdigest()
-            if actual != expected.encoded:
-                await asyncio.to_thread(self._drop, upload_id)
-                raise DigestInvalid(
-                    f"uploaded content has digest {expected.algorithm}:{actual}, not {expected}",
-                    detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
-                )
-            await asyncio.to_thread(self._commit, record, str(expected), size)
+            await asyncio.to_thread(self._verify_and_commit, record, state, expected, size)
         finally:
             await asyncio.to_thread(writer.close)
         return str(expected)
+
+    def _finish_small(
+        self,
+        repository: str,
+        upload_id: str,
+        expected: Digest,
+        data: bytes,
+        start: int | None,
+    ) -> str:
+        """finish() for a closing chunk already in memory, in one worker thread."""
+        record, offset = self._session_and_size(repository, upload_id)
+        if start is not None and start != offset:
+            raise RangeInvalid(
+                f"chunk starts at byte {start} but the upload holds {offset} bytes",
+                upload_id,
+                offset,
+            )
+        size = offset + len(data)
+        self._refuse_too_large(upload_id, size)
+        self._refuse_over_quota(repository, upload_id, size, str(expected))
+        writer = self._open(upload_id, offset)
+        try:
+            state = self._hash_state(record, offset, expected.algorithm)
+            try:
+                writer.write(data)
+                writer.flush()  # the commit below reads the upload as stored
+                state.hasher.update(data)
+            except BaseException:
+                self._hashes.pop(upload_id, None)
+                writer.abort()
+                raise
+            state.offset = size
+            self._verify_and_commit(record, state, expected, size)
+        finally:
+            writer.close()
+        return str(expected)
+
+    def _verify_and_commit(
+        self, record: UploadRecord, state: _HashState, expected: Digest, size: int
+    ) -> None:
+        actual = state.hasher.hexdigest()
+        if actual != expected.encoded:
+            self._drop(record.upload_id)
+            raise DigestInvalid(
+                f"uploaded content has digest {expected.algorithm}:{actual}, not {expected}",
+                detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
+            )
+        self._commit(record, str(expected), size)
 
     async def upload_whole(
         self,
@@ -216,8 +265,11 @@ class UploadService:
     # -- helpers
     async def _lock(self, upload_id: str, offset: int) -> UploadWriter:
         """Take the upload for this request; it must hold exactly `offset` bytes."""
+        return await asyncio.to_thread(self._open, upload_id, offset)
+
+    def _open(self, upload_id: str, offset: int) -> UploadWriter:
         try:
-            return await asyncio.to_thread(self._blobs.open_upload, upload_id, offset)
+            return self._blobs.open_upload(upload_id, offset)
         except UploadOffsetMismatch as exc:
             raise RangeInvalid(
                 "another request is writing to this upload, or it moved on",
@@ -263,6 +315,9 @@ class UploadService:
         return _HashState(hasher, offset)
 
     def _commit(self, record: UploadRecord, digest: str, size: int) -> None:
+        # The slow flush happens here, outside commit_blob's lock (the whole database on
+        # SQLite), so concurrent pushes wait for one another's renames only.
+        self._blobs.flush_upload(record.upload_id)
         try:
             self._meta.commit_blob(
                 record.repository,
@@ -270,11 +325,11 @@ class UploadService:
                 size,
                 lambda: self._blobs.commit_upload(record.upload_id, digest),
                 lambda: self._blobs.delete(digest),
+                finished_upload=record.upload_id,
             )
         except QuotaExceeded:
             self._drop(record.upload_id)  # a refused push leaves nothing behind
             raise
-        self._meta.delete_upload(record.upload_id)
         self._hashes.pop(record.upload_id, None)
 
     def _refuse_over_quota(
@@ -340,6 +395,20 @@ def _write_all(writer: UploadWriter, pieces: list[bytes]) -> None:
 def _hash_all(hasher: hashlib._Hash, pieces: list[bytes]) -> None:
     for piece in pieces:
         hasher.update(piece)
+
+
+async def _read_exactly(chunks: AsyncIterator[bytes], length: int) -> bytes:
+    """The whole body, which must be `length` bytes long (its Content-Length)."""
+    pieces = []
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > length:
+            break
+        pieces.append(chunk)
+    if received != length:
+        raise SizeInvalid(f"received {received} bytes but the request announced {length}")
+    return b"".join(pieces)
 
 
 def _owner_tag(owner: str) -> str:

@@ -207,6 +207,7 @@ def _put_blob(registry: Registry, repository: str, data: bytes) -> str:
     store.start_upload(upload_id)
     with store.open_upload(upload_id, 0) as writer:
         writer.write(data)
+    store.flush_upload(upload_id)  # outside commit_blob's lock
     registry.meta.commit_blob(
         repository, digest, len(data), lambda: store.commit_upload(upload_id, digest)
     )

@@ -25,6 +25,10 @@ class UploadWriter(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def flush(self) -> None:
+        """Make what was written so far part of the upload, as close() would, while
+        keeping the upload held (S3: send the spooled bytes as a part)."""
+
     def abort(self) -> None:
         """Discard what this writer appended, leaving the upload as it was opened."""
 
@@ -72,6 +76,11 @@ class BlobStore(Protocol):
 
     def read_upload(self, upload_id: str) -> Iterator[bytes]:
         """Stream the bytes received so far (used to rebuild hash state)."""
+
+    def flush_upload(self, upload_id: str) -> None:
+        """Make the bytes received so far durable. Called before commit_upload, outside
+        the metadata store's locks, so that the commit (under them) finds little left to
+        flush; FileNotFoundError when the session does not exist."""
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
         """Durably move the upload's bytes to `digest` and end the session.

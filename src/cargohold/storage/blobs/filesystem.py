@@ -56,6 +56,9 @@ class _FileUploadWriter:
             _start_writeback(self._fd)
             self._unsynced = 0
 
+    def flush(self) -> None:
+        pass  # every write went to the upload file already
+
     def abort(self) -> None:
         if self._fd >= 0:
             os.ftruncate(self._fd, self._start)
@@ -138,6 +141,13 @@ class FilesystemBlobStore:
 
     def read_upload(self, upload_id: str) -> Iterator[bytes]:
         return _read_file(self._upload_path(upload_id), 0, None)
+
+    def flush_upload(self, upload_id: str) -> None:
+        fd = os.open(self._upload_path(upload_id), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
         source = self._upload_path(upload_id)

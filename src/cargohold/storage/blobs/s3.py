@@ -116,6 +116,11 @@ class _S3UploadWriter:
         if self._spooled >= self._store.spool_limit:
             self._flush()
 
+    def flush(self) -> None:
+        if self._closed:
+            raise ValueError("flush of a closed upload writer")
+        self._flush()
+
     def _flush(self) -> None:
         """Upload the spool as one part object and start a fresh spool."""
         if self._spooled == 0:
@@ -481,6 +486,11 @@ class S3BlobStore:
                 yield from self._stream(part.key)
 
         return chunks()
+
+    def flush_upload(self, upload_id: str) -> None:
+        # Nothing to do: every part is durable once S3 acknowledged it, and the writer
+        # sends its spool when closed. A missing session shows in commit_upload.
+        return
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
         session = self._session(upload_id)

@@ -278,6 +278,7 @@ class MetadataStore(Protocol):
         size: int,
         store: Callable[[], None],
         discard: Callable[[], None] | None = None,
+        finished_upload: str | None = None,
     ) -> None:
         """Run `store` (it puts the verified bytes in blob storage), then link the blob;
         never concurrently with gc_delete_files of the same digest.
@@ -285,6 +286,7 @@ class MetadataStore(Protocol):
         QuotaExceeded when a blob new to the namespace would take it over its quota:
         then nothing is linked, and `store` has not run, or (a concurrent push won the
         last bytes while storing) `discard` has removed what it stored.
+        `finished_upload`: the upload session whose row ends in the same transaction.
         """
 
     def link_existing_blob(self, repository: str, digest: str) -> bool:

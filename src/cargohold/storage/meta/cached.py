@@ -310,8 +310,9 @@ class CachedMetadataStore:
         size: int,
         store: Callable[[], None],
         discard: Callable[[], None] | None = None,
+        finished_upload: str | None = None,
     ) -> None:
-        self._store.commit_blob(repository, digest, size, store, discard)
+        self._store.commit_blob(repository, digest, size, store, discard, finished_upload)
 
     def link_existing_blob(self, repository: str, digest: str) -> bool:
         return self._store.link_existing_blob(repository, digest)

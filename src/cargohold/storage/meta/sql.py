@@ -48,9 +48,10 @@ class SqlMetadataStore(SqlRetention):
         size: int,
         store: Callable[[], None],
         discard: Callable[[], None] | None = None,
+        finished_upload: str | None = None,
     ) -> None:
         try:
-            super().commit_blob(repository, digest, size, store, discard)
+            super().commit_blob(repository, digest, size, store, discard, finished_upload)
         except QuotaExceeded as exc:
             self._log_quota_exceeded(repository, digest, exc)
             raise
@@ -457,7 +458,7 @@ class SqlMetadataStore(SqlRetention):
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None:
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             conn.execute(
                 m.uploads.insert().values(
                     id=record.upload_id,
@@ -475,7 +476,7 @@ class SqlMetadataStore(SqlRetention):
         return UploadRecord(row.id, row.repository, row.algorithm, row.created_at)
 
     def delete_upload(self, upload_id: str) -> bool:
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             result = conn.execute(delete(m.uploads).where(m.uploads.c.id == upload_id))
             return bool(result.rowcount)
 

@@ -67,6 +67,7 @@ class SqlGarbage(SqlUsage, SqlVersioning):
         size: int,
         store: Callable[[], None],
         discard: Callable[[], None] | None = None,
+        finished_upload: str | None = None,
     ) -> None:
         with self._digest_locked([digest]) as conn:
             # Over quota: refused before the bytes are stored. Final on SQLite, where this
@@ -83,6 +84,8 @@ class SqlGarbage(SqlUsage, SqlVersioning):
                     self._discard_unrecorded(conn, digest, discard)
                     raise
             self._link(conn, repository, digest, size)
+            if finished_upload is not None:
+                conn.execute(delete(m.uploads).where(m.uploads.c.id == finished_upload))
 
     @staticmethod
     def _discard_unrecorded(

@@ -6,6 +6,7 @@ several worker processes queue on the busy timeout instead of failing on lock up
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cargohold.cache_only import require_io
+
+# FULL: an acknowledged push survives power loss, not only a process crash.
+SQLITE_SYNCHRONOUS = "FULL"
 
 
 def now() -> datetime:
@@ -35,8 +39,7 @@ def create_sql_engine(url: str, pool_size: int = 16) -> Engine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged push survives power loss, not only a process crash.
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
@@ -49,6 +52,7 @@ class SqlBase:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._wal = _wal_path(engine) if self._sqlite else None
 
     @property
     def engine(self) -> Engine:
@@ -58,10 +62,26 @@ class SqlBase:
         self._engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction; once the block ends it is durable (`durable=False`: only
+        safe from a crash of the process, for rows a power cut may lose harmlessly, such
+        as upload sessions, whose client then starts over)."""
         require_io()
+        if not self._sqlite:
+            with self._engine.connect() as conn, conn.begin():
+                if not durable:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield conn
+            return
         with self._engine.connect() as conn:
-            if self._sqlite:
+            # Group commit: SQLite's lock is held while the transaction is written to the
+            # log, not while the log is flushed to disk. The flush below makes it (and
+            # every transaction logged before it) durable, and concurrent flushes share
+            # the disk's work; the order of writes in the log is unchanged.
+            relaxed = self._wal is not None or not durable
+            if relaxed:
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -69,9 +89,11 @@ class SqlBase:
                     conn.exec_driver_sql("ROLLBACK")
                     raise
                 conn.exec_driver_sql("COMMIT")
-            else:
-                with conn.begin():
-                    yield conn
+            finally:
+                if relaxed:
+                    conn.exec_driver_sql(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+        if durable and self._wal is not None:
+            _flush(self._wal)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -119,3 +141,22 @@ class SqlBase:
     def _insert(self, table: Any) -> Any:
         dialect = sqlite if self._sqlite else postgresql
         return dialect.insert(table)
+
+
+def _wal_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database) + "-wal"
+
+
+def _flush(path: str) -> None:
+    """fsync SQLite's write-ahead log, opened anew: SQLite may have replaced the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # checkpointed and removed: the checkpoint synced the database itself
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
