@@ -189,6 +189,18 @@ class Settings(BaseSettings):
     scan_poll_seconds: float = Field(
         2.0, gt=0, description="How often an idle scan worker looks for queued jobs."
     )
+    scan_quiet_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Scans of pushed images wait until no image was pushed for this long, so "
+        "a burst of pushes is scanned after it instead of slowing it (0: scan at once).",
+    )
+    scan_max_delay_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="The longest a pushed image's scan waits for pushes to pause; after "
+        "that it is scanned even while pushes go on.",
+    )
     scan_attach_sbom: bool = Field(
         True,
         description="After the first scan of an image, attach its CycloneDX SBOM as an OCI "

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from tests.conftest import scratch_postgres_database
 
-from cargohold.scan.queue import MANUAL, ScanQueue
+from cargohold.scan.queue import MANUAL, PUSH, ScanQueue
 from cargohold.storage.meta import schema
 from cargohold.storage.meta.sqlbase import create_sql_engine
 
@@ -74,3 +74,18 @@ def test_an_expired_lease_is_claimed_again_and_finished_jobs_are_purged(engine: 
     assert queue.purge_finished(timedelta(hours=1)) == 0
     assert queue.purge_finished(timedelta(0)) == 1
     assert queue.jobs() == []
+
+
+def test_scans_wait_while_pushes_go_on_but_not_beyond_the_longest_delay(engine: Engine):
+    queue = ScanQueue(engine)
+    assert not queue.pushes_settling(quiet_seconds=5, max_delay_seconds=60)  # empty queue
+    queue.enqueue("team/app", "sha256:" + "b" * 64, MANUAL)
+    assert not queue.pushes_settling(quiet_seconds=5, max_delay_seconds=60)  # not a push
+    queue.enqueue("team/app", "sha256:" + "c" * 64, PUSH)
+    assert queue.pushes_settling(quiet_seconds=5, max_delay_seconds=60)
+    time.sleep(0.3)
+    assert not queue.pushes_settling(quiet_seconds=0.2, max_delay_seconds=60)  # pushes paused
+    queue.enqueue("team/app", "sha256:" + "d" * 64, PUSH)
+    # Pushes go on, but the first push's scan has waited long enough.
+    assert not queue.pushes_settling(quiet_seconds=5, max_delay_seconds=0.2)
+    assert queue.pushes_settling(quiet_seconds=5, max_delay_seconds=60)

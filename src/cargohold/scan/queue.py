@@ -123,6 +123,23 @@ class ScanQueue(SqlBase):
             )
         return len(rows)
 
+    def pushes_settling(self, quiet_seconds: float, max_delay_seconds: float) -> bool:
+        """Whether images are being pushed right now: a push queued a scan in the last
+        `quiet_seconds`, and no queued push scan has waited `max_delay_seconds` yet."""
+        j = m.scan_jobs
+        with self._read() as conn:
+            newest, oldest = conn.execute(
+                select(func.max(j.c.enqueued_at), func.min(j.c.enqueued_at)).where(
+                    j.c.state == QUEUED, j.c.kind == PUSH
+                )
+            ).one()
+        if newest is None:
+            return False
+        at = now()
+        return _aware(newest) > at - timedelta(seconds=quiet_seconds) and _aware(
+            oldest
+        ) > at - timedelta(seconds=max_delay_seconds)
+
     def claim(self, worker: str, lease_seconds: float) -> Job | None:
         """The oldest job that is due, now leased to ``worker``; None when there is none.
 

@@ -55,6 +55,8 @@ class ScanWorker:
         keep_results: int | None = None,
         name: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        quiet_seconds: float = 0.0,
+        max_delay_seconds: float = 60.0,
     ) -> None:
         self._registry = registry
         self._queue = ScanQueue(engine)
@@ -64,9 +66,16 @@ class ScanWorker:
         self._keep = keep_results
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._lease = lease_seconds
+        self._quiet = quiet_seconds
+        self._max_delay = max_delay_seconds
 
     def run_once(self) -> bool:
-        """Claim and run one job; False when none is due."""
+        """Claim and run one job; False when none is due, or pushes are under way.
+
+        A burst of pushes is scanned after it, not during: scanning costs more CPU than
+        the push of a small image, and on a small machine would halve the push rate."""
+        if self._quiet > 0 and self._queue.pushes_settling(self._quiet, self._max_delay):
+            return False
         job = self._queue.claim(self.name, self._lease)
         if job is None:
             return False
@@ -179,6 +188,8 @@ def start_scan_workers(settings: Settings) -> threading.Event | None:
             stores.engine,
             attach_sbom=settings.scan_attach_sbom,
             keep_results=settings.scan_keep_results,
+            quiet_seconds=settings.scan_quiet_seconds,
+            max_delay_seconds=settings.scan_max_delay_seconds,
         )
         return worker.run_once, stores.close
 
