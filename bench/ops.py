@@ -345,6 +345,26 @@ async def push_small_images(
     return time.perf_counter() - t0
 
 
+async def scan_queue_drained(client: httpx.AsyncClient, timeout: float) -> float | None:
+    """Seconds until cargohold's scan queue is empty (from its /metrics), or None for a
+    registry without one."""
+    t0 = time.perf_counter()
+    while True:
+        r = await client.get("/metrics")
+        if r.status_code != 200 or "cargohold_scan_jobs_queued" not in r.text:
+            return None
+        pending = 0.0
+        for line in r.text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("cargohold_scan_jobs_queued", "cargohold_scan_jobs_running"):
+                pending += float(value)
+        if pending == 0:
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            raise BenchError(f"cargohold's scan queue still holds {pending:.0f} jobs")
+        await asyncio.sleep(0.1)
+
+
 async def mount_blob(client: httpx.AsyncClient, repo: str, source: str, digest: str) -> None:
     r = await client.post(
         f"/v2/{repo}/blobs/uploads/",

@@ -23,6 +23,13 @@ for _op, _name in (("get", "manifest GET by tag"), ("head", "manifest HEAD by di
         ]
 ROWS += [
     ("tiny_push", "images_per_s", "small image push ({images}, 8 clients)", "images/s", True),
+    (
+        "tiny_push",
+        "scanned_per_s",
+        "small image push, then its scans drained (cargohold scans every image)",
+        "images/s",
+        True,
+    ),
     ("tags_full_c1", "rps", "tags/list full ({tags} tags), c=1", "req/s", True),
     ("tags_full_c1", "p99_ms", "tags/list full ({tags} tags), c=1 p99", "ms", False),
     ("tags_full_c8", "rps", "tags/list full ({tags} tags), c=8", "req/s", True),

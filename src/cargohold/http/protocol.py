@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with a deadline for each request's head.
+"""uvicorn's httptools protocol with a deadline for each request's head, and each
+response's head sent together with its body.
 
 uvicorn times out idle keep-alive connections, and the body timeout (middleware.py)
 covers slow bodies, but nothing bounds the time a client takes to send a request line
@@ -6,6 +7,12 @@ and headers: a slowloris client trickling header bytes holds a connection for ev
 a request's head must be complete `request_header_timeout` seconds after its first byte
 (or after the connection opened); otherwise the client gets 408 and the connection
 closes.
+
+uvicorn writes a response's status line and headers to the socket as soon as the
+application starts the response, and the body in a second write: two system calls and two
+TCP segments per response, which on loopback cost more than the rest of a cached manifest
+GET (measured with py-spy: 50 % of a tags list page). The transport here holds the head
+until the body's first write (or the end of the response, or close) and sends both in one.
 """
 
 from __future__ import annotations
@@ -37,6 +44,51 @@ def _header_timeout() -> float:
     return float(settings.get("request_header_timeout", DEFAULT_HEADER_TIMEOUT))
 
 
+_CONTINUE = b"HTTP/1.1 100 "
+
+
+class CoalescingTransport:
+    """A transport that sends a response head together with what follows it."""
+
+    __slots__ = ("_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.writelines((head, data))
+        elif data[:9] == b"HTTP/1.1 " and data[:13] != _CONTINUE:
+            self._head = bytes(data)  # "100 Continue" must go at once: the client waits
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -59,8 +111,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
         self._arm()
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # a response without a body
+        super().on_response_complete()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
