@@ -6,8 +6,10 @@ import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from cargohold.core import Registry
 from cargohold.errors import BlobUploadInvalid, PaginationInvalid, SizeInvalid
@@ -18,6 +20,13 @@ __all__ = ["run_in_threadpool"]
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 MAX_PAGE = 10_000
+
+
+class CompactJSONResponse(JSONResponse):
+    """JSONResponse's bytes (compact, UTF-8), encoded by orjson: list pages are large."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
 
 
 def registry_of(request: Request) -> Registry:

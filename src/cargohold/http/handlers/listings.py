@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from cargohold import mediatypes
 from cargohold.http.handlers.common import (
+    CompactJSONResponse,
     access_of,
     next_link,
     pagination,
@@ -27,7 +28,7 @@ async def list_tags(request: Request) -> Response:
     headers = {}
     if page.more:
         headers["Link"] = next_link(f"/v2/{name}/tags/list", limit, page.items[-1])
-    return JSONResponse({"name": name, "tags": page.items}, headers=headers)
+    return CompactJSONResponse({"name": name, "tags": page.items}, headers=headers)
 
 
 async def catalog(request: Request) -> Response:
@@ -43,7 +44,7 @@ async def catalog(request: Request) -> Response:
     headers = {}
     if page.more:
         headers["Link"] = next_link("/v2/_catalog", limit, page.items[-1])
-    return JSONResponse({"repositories": page.items}, headers=headers)
+    return CompactJSONResponse({"repositories": page.items}, headers=headers)
 
 
 async def referrers(request: Request) -> Response:
