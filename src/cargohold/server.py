@@ -1,4 +1,11 @@
-"""Run the HTTP server: migrate the embedded database, then start uvicorn workers."""
+"""Run the HTTP server: migrate the embedded database, start the background process, then
+uvicorn's worker processes.
+
+This process (the supervisor) only prepares storage, binds the socket and watches its
+children, so it imports no more than that: the application is imported by the HTTP
+workers (uvicorn loads it and the protocol by name), the background workers by their own
+process (``background_process``).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +13,34 @@ import logging
 import os
 import shutil
 import ssl
+import tempfile
 
-import uvicorn
-
+from cargohold.background_process import SETTINGS_ENV, BackgroundProcess
 from cargohold.config import Settings
-from cargohold.gc_schedule import start_schedule
-from cargohold.http.app import SETTINGS_ENV
-from cargohold.http.metrics import MULTIPROC_ENV
-from cargohold.http.protocol import HeaderTimeoutProtocol
-from cargohold.replication import start_replication_workers
-from cargohold.scan.worker import start_scan_workers
-from cargohold.setup import check_open_mode, prepare_storage
-from cargohold.webhooks import start_webhook_workers
 
 log = logging.getLogger("cargohold")
 
+# = cargohold.http.metrics.MULTIPROC_ENV (a test checks): importing that module here would
+# load prometheus_client and Starlette into the supervisor.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Large buffers (request bodies, 4 MiB write steps) are mmapped and given back when freed,
+# instead of staying in a malloc arena after the push that needed them; two arenas for the
+# threads of a process instead of eight per core. Read by glibc when a process starts, so
+# set for the HTTP workers and the background process, which this process starts.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144"}
+
 
 def serve(settings: Settings) -> None:
+    from cargohold.setup import check_open_mode, prepare_storage
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     check_open_mode(settings, prepare_storage(settings))
     _check_tls(settings)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    _prepare_metrics_dir(settings)
+    for key, value in MALLOC_ENV.items():
+        os.environ.setdefault(key, value)
+    metrics_dir = _prepare_metrics_dir()
     log.info(
         "cargohold serving %s://%s:%d with %d workers, data in %s",
         "https" if settings.tls_cert else "http",
@@ -37,28 +49,32 @@ def serve(settings: Settings) -> None:
         settings.workers,
         settings.data_dir,
     )
-    schedule = start_schedule(settings)
-    scanners = start_scan_workers(settings)
-    webhooks = start_webhook_workers(settings)
-    replication = start_replication_workers(settings)
-    uvicorn.run(
-        "cargohold.http.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http=HeaderTimeoutProtocol,  # httptools, with a deadline for request heads
-        access_log=False,
-        log_level=settings.log_level,
-        server_header=False,
-        timeout_keep_alive=settings.keep_alive_timeout,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-    )
-    for stop in (schedule, scanners, webhooks, replication):
-        if stop is not None:
-            stop.set()
+    import uvicorn
+
+    background = BackgroundProcess()
+    background.start()
+    try:
+        uvicorn.run(
+            "cargohold.http.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            # httptools, with a deadline for request heads; by name, so that only the
+            # workers import it (it imports the application)
+            http="cargohold.http.protocol:HeaderTimeoutProtocol",
+            access_log=False,
+            log_level=settings.log_level,
+            server_header=False,
+            timeout_keep_alive=settings.keep_alive_timeout,
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
+        )
+    finally:
+        background.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _check_tls(settings: Settings) -> None:
@@ -77,11 +93,16 @@ def _check_tls(settings: Settings) -> None:
         ) from exc
 
 
-def _prepare_metrics_dir(settings: Settings) -> None:
-    """Worker processes share metric values through files; start each run from empty."""
+def _prepare_metrics_dir() -> str | None:
+    """Worker processes share metric values through files; each run starts from an empty
+    folder of its own, removed when it ends (returned; None when one was given).
+
+    Not under the data directory: prometheus_client maps these files and grows them
+    sparsely, and a page first touched on a full file system kills the process with
+    SIGBUS, so a full data disk would take the HTTP workers down instead of getting 507.
+    """
     if os.environ.get(MULTIPROC_ENV):
-        return
-    folder = settings.data_dir / "metrics"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(folder)
+        return None
+    folder = tempfile.mkdtemp(prefix="cargohold-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    return folder
