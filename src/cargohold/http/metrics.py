@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,17 +80,34 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # labels() validates and locks on every call; a request's few label sets repeat.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+
+    def _bound(self, method: str, route: str, status: int) -> tuple[Any, Any, Any, Any]:
+        key = (method, route, status)
+        bound = self._children.get(key)
+        if bound is None:
+            bound = (
+                self.requests.labels(method, route, str(status or 500)),
+                self.latency.labels(method, route),
+                self.bytes_out.labels(route),
+                self.bytes_in.labels(route),
+            )
+            if len(self._children) < 4096:  # label sets are few; never grow without bound
+                self._children[key] = bound
+        return bound
 
     def observe(
         self, method: str, route: str, status: int, seconds: float, sent: int, received: int
     ) -> None:
         """Account for one finished request."""
-        self.requests.labels(method, route, str(status or 500)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        requests, latency, bytes_out, bytes_in = self._bound(method, route, status)
+        requests.inc()
+        latency.observe(seconds)
         if sent:
-            self.bytes_out.labels(route).inc(sent)
+            bytes_out.inc(sent)
         if received:
-            self.bytes_in.labels(route).inc(received)
+            bytes_in.inc(received)
 
     def render(self, extra: dict[str, float]) -> bytes:
         if os.environ.get(MULTIPROC_ENV):
