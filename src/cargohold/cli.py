@@ -2,29 +2,101 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
-from cargohold import __version__
-from cargohold.cli_admin import register_admin_commands
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, load
-from cargohold.cli_diff import register_diff_command
-from cargohold.cli_fsck import register_fsck_command
-from cargohold.cli_gc import register_gc_command
-from cargohold.cli_proxy import register_proxy_commands
-from cargohold.cli_replication import register_replication_commands
-from cargohold.cli_retention import register_retention_commands
-from cargohold.cli_scan import register_scan_commands
-from cargohold.cli_tags import register_tag_commands
-from cargohold.cli_trust import register_trust_commands
-from cargohold.cli_usage import register_usage_commands
-from cargohold.cli_vulndb import register_vulndb_commands
-from cargohold.cli_webhooks import register_webhook_commands
+
+if TYPE_CHECKING:
+    from typer import _click as click
+
+# The commands defined in other modules: name -> (module, function that registers it).
+# A module is imported only when one of its commands runs (or `cargohold --help` lists
+# them all): importing every command's module took 0.6 s before any command started
+# (SQLAlchemy, the audit log, the scanner...), the larger part of a `cargohold gc`.
+# Order: as `cargohold --help` lists them, after serve, version and config.
+_ADMIN = ("cargohold.cli_admin", "register_admin_commands")
+_TRUST = ("cargohold.cli_trust", "register_trust_commands")
+_TAGS = ("cargohold.cli_tags", "register_tag_commands")
+_USAGE = ("cargohold.cli_usage", "register_usage_commands")
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": _ADMIN,
+    "diff": ("cargohold.cli_diff", "register_diff_command"),
+    "fsck": ("cargohold.cli_fsck", "register_fsck_command"),
+    "gc": ("cargohold.cli_gc", "register_gc_command"),
+    "promote": _TRUST,
+    "usage": _USAGE,
+    "db": ("cargohold.cli", "register_db_commands"),
+    "user": _ADMIN,
+    "org": _ADMIN,
+    "team": _ADMIN,
+    "member": _ADMIN,
+    "visibility": _ADMIN,
+    "robot": _ADMIN,
+    "token": _ADMIN,
+    # cli_admin registers a `keys` group too (signing keys); the trust one was always the
+    # one reachable, as the later registration
+    "keys": _TRUST,
+    "proxy": ("cargohold.cli_proxy", "register_proxy_commands"),
+    "replication": ("cargohold.cli_replication", "register_replication_commands"),
+    "retention": ("cargohold.cli_retention", "register_retention_commands"),
+    "scan": ("cargohold.cli_scan", "register_scan_commands"),
+    "tag": _TAGS,
+    "immutable": _TAGS,
+    "signatures": _TRUST,
+    "gates": _TRUST,
+    "quota": _USAGE,
+    "vulndb": ("cargohold.cli_vulndb", "register_vulndb_commands"),
+    "webhook": ("cargohold.cli_webhooks", "register_webhook_commands"),
+}
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: commands of LAZY_COMMANDS are built when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.commands, *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self._load(LAZY_COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        from typer._click.exceptions import UsageError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            # typer suggests from the commands built so far; suggest from all of them
+            if args and "Did you mean" not in exc.message:
+                matches = get_close_matches(args[0], self.list_commands(ctx))
+                if matches:
+                    suggestions = ", ".join(f"{m!r}" for m in matches)
+                    exc.message = f"{exc.message.rstrip('.')}. Did you mean {suggestions}?"
+            raise
+
+    def _load(self, source: tuple[str, str]) -> None:
+        module, function = source
+        registered = typer.Typer(add_completion=False, rich_markup_mode="markdown")
+        getattr(importlib.import_module(module), function)(registered)
+        group = typer.main.get_group(registered)
+        for name, command in group.commands.items():
+            # only the names this table gives to the module (see `keys`)
+            if LAZY_COMMANDS.get(name) == source and name not in self.commands:
+                self.add_command(command, name)
+
 
 app = typer.Typer(
+    cls=LazyCommands,
     help="cargohold: an OCI Distribution v1.1 container registry.\n\n"
     "Settings come from flags, then CARGOHOLD_* environment variables, then the YAML "
     "file given by --config (or CARGOHOLD_CONFIG).",
@@ -100,6 +172,8 @@ def version(
     json_output: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Print the cargohold version."""
+    from cargohold import __version__
+
     if json_output:
         import json
 
@@ -126,7 +200,10 @@ def show_config(
 
 
 db_app = typer.Typer(help="The metadata database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+
+
+def register_db_commands(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
@@ -178,21 +255,6 @@ def db_status(
     else:
         state = "current" if current == head else "OUTDATED: run `cargohold db upgrade`"
         typer.echo(f"schema {current or 'none'} (needs {head}): {state}")
-
-
-register_admin_commands(app)
-register_diff_command(app)
-register_fsck_command(app)
-register_gc_command(app)
-register_proxy_commands(app)
-register_replication_commands(app)
-register_retention_commands(app)
-register_scan_commands(app)
-register_tag_commands(app)
-register_trust_commands(app)
-register_usage_commands(app)
-register_vulndb_commands(app)
-register_webhook_commands(app)
 
 
 def main() -> None:

@@ -6,8 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cargohold.cli_common import ConfigOption, DataDirOption, fail, opened_stores, phased_progress
 
@@ -78,6 +76,9 @@ def gc(
 
 
 def _print_summary(report: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     verb = "would free" if report["dry_run"] else "freed"
     table = Table(title=f"Garbage collection ({'dry run' if report['dry_run'] else 'done'})")
     table.add_column("")

@@ -10,9 +10,7 @@ import logging
 
 from sqlalchemy import Engine
 
-from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import AuthStore
-from cargohold.auth.tokens import create_key
 from cargohold.config import Settings
 from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
@@ -43,6 +41,8 @@ def prepare_storage(settings: Settings) -> int:
     finally:
         engine.dispose()
     if not any(settings.keys_dir.glob("*.pem")):
+        from cargohold.auth.tokens import create_key  # JWT and its crypto: only if needed
+
         create_key(settings.keys_dir)  # before the workers start, so they share one key
     return users
 
@@ -65,6 +65,8 @@ def bootstrap_admin(store: AuthStore, name: str, password: str) -> None:
         raise UnsafeStart(f"admin_user {name!r} is not a valid user name") from None
     if "/" in name or len(password) < 8:
         raise UnsafeStart("admin_user must be one name and admin_password 8+ characters")
+    from cargohold.auth.secrets import hash_password
+
     store.add_user(name, hash_password(password), is_admin=True)
     log.warning("created the first admin %r from the configuration", name)
 

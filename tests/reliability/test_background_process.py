@@ -33,8 +33,11 @@ from tests.conftest import LiveRegistry, add_user
 from cargohold.background import NICENESS
 
 ADMIN = ("admin", "background-admin-pw")
-SCANNING = {"CARGOHOLD_SCAN_WORKERS": "1", "CARGOHOLD_SCAN_POLL_SECONDS": "0.2",
-            "CARGOHOLD_SCAN_QUIET_SECONDS": "0"}
+SCANNING = {
+    "CARGOHOLD_SCAN_WORKERS": "1",
+    "CARGOHOLD_SCAN_POLL_SECONDS": "0.2",
+    "CARGOHOLD_SCAN_QUIET_SECONDS": "0",
+}
 T = TypeVar("T")
 
 
@@ -71,8 +74,9 @@ def alive(pid: int) -> bool:
 
 
 def background_pids(server_pid: int) -> list[int]:
-    return [p for p in children(server_pid)
-            if "cargohold.background_process" in cmdline(p) and alive(p)]
+    return [
+        p for p in children(server_pid) if "cargohold.background_process" in cmdline(p) and alive(p)
+    ]
 
 
 def stat_fields(pid: int) -> list[str]:
@@ -94,13 +98,23 @@ def tar_gz_layer() -> tuple[bytes, str]:
 
 def push_scannable_image(client: httpx.Client, repo: str, tag: str) -> str:
     layer, diff_id = tar_gz_layer()
-    config = encode({"architecture": "amd64", "os": "linux",
-                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+    config = encode(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    )
     upload_blob(client, repo, layer)
     upload_blob(client, repo, config)
-    manifest = encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                       "config": descriptor(OCI_CONFIG, config),
-                       "layers": [descriptor(OCI_LAYER, layer)]})
+    manifest = encode(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(OCI_LAYER, layer)],
+        }
+    )
     put_manifest(client, repo, tag, manifest, OCI_MANIFEST)
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
