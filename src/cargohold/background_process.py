@@ -9,10 +9,10 @@ wholly at a lower CPU priority (``background.NICENESS``, set on the process befo
 thread starts) and its memory is returned to the system when it restarts.
 
 The supervisor (``BackgroundProcess``) starts it, restarts it when it dies, and stops it
-when the server stops. It stays in the server's process group (so killing the group kills
-it), ignores SIGINT (a Ctrl-C reaches the whole group; the supervisor stops it once the
-HTTP workers are down) and dies with the supervisor even when that is SIGKILLed: the
-kernel sends it SIGTERM (PR_SET_PDEATHSIG), and it watches its parent's pid as well.
+when the server stops (SIGTERM). It stays in the server's process group (so killing the
+group kills it), ignores SIGINT (a Ctrl-C reaches the whole group; the supervisor stops it
+once the HTTP workers are down) and dies with the supervisor even when that is SIGKILLed:
+the kernel sends it SIGKILL (PR_SET_PDEATHSIG), and it watches its parent's pid as well.
 
 This module imports only the standard library at the top: the supervisor imports it.
 """
@@ -32,7 +32,7 @@ from collections.abc import Callable
 log = logging.getLogger("cargohold")
 
 SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"  # = cargohold.http.app.SETTINGS_ENV (a test checks)
-STOP_TIMEOUT = 10.0  # seconds the supervisor waits for a clean exit before SIGKILL
+STOP_TIMEOUT = 8.0  # seconds the supervisor waits for a clean exit before SIGKILL
 RESTART_DELAY = 1.0  # after an unexpected exit; doubled while it keeps dying young
 MAX_RESTART_DELAY = 30.0
 HEALTHY_AFTER = 30.0  # seconds of life after which an exit is not "dying young"
@@ -115,8 +115,9 @@ def main(parent: int) -> None:
 
         os.nice(NICENESS)  # before any thread: every thread of the process inherits it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A flag, not an Event: Event.set() takes a lock, and a handler that runs while the
+    # main thread holds it (inside Event.wait) deadlocks the process for good.
+    signal.signal(signal.SIGTERM, _request_stop)
 
     import json
 
@@ -141,7 +142,8 @@ def main(parent: int) -> None:
     ]
     trim = _malloc_trim()
     ticks = 0
-    while not stop.wait(1.0):
+    while not _stop_requested:
+        time.sleep(1.0)
         if os.getppid() != parent:  # the supervisor is gone (not on Linux, say)
             break
         ticks += 1
@@ -158,11 +160,19 @@ def main(parent: int) -> None:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and thread.daemon:
             thread.join(max(0.0, deadline - time.monotonic()))
-    if any(t.is_alive() and t.daemon for t in threading.enumerate()):
-        # a step still running: end here rather than let interpreter shutdown pull the
-        # modules from under it (what it leaves undone is in the database's hands)
-        logging.shutdown()
-        os._exit(0)
+    # End here, whatever still runs: interpreter shutdown would pull the modules from
+    # under a step still running, or wait for a thread that does not end (what a step
+    # leaves undone is in the database's hands, as after a crash).
+    logging.shutdown()
+    os._exit(0)
+
+
+_stop_requested = False
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
 
 
 def _malloc_trim() -> Callable[[], None]:
@@ -180,7 +190,8 @@ def _die_with_parent(parent: int) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        # SIGKILL: certain even if this process is stuck; its work is transactional
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the supervisor died before prctl took effect
         sys.exit(0)
 
