@@ -23,11 +23,12 @@ log = logging.getLogger("cargohold")
 # = cargohold.http.metrics.MULTIPROC_ENV (a test checks): importing that module here would
 # load prometheus_client and Starlette into the supervisor.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Large buffers (request bodies, 4 MiB write steps) are mmapped and given back when freed,
-# instead of staying in a malloc arena after the push that needed them; two arenas for the
-# threads of a process instead of eight per core. Read by glibc when a process starts, so
-# set for the HTTP workers and the background process, which this process starts.
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144"}
+# Two malloc arenas for the threads of a process instead of eight per core. Read by glibc
+# when a process starts, so set for the HTTP workers and the background process, which this
+# process starts. glibc's own mmap threshold stays dynamic: fixed at 256 KiB, every 4 MiB
+# read of a blob pull was a fresh mapping to fault in, and pulls ran at half speed (823 vs
+# 1,585 MB/s) for 7 MB less peak RSS under load (114 vs 121 MB).
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def serve(settings: Settings) -> None:
