@@ -31,7 +31,8 @@ from cargohold.errors import RegistryError
 
 keys_app = command_group(
     help="Public keys a namespace trusts for cosign signatures (`cosign generate-key-pair` "
-    "writes cosign.pub): for its signature pull policy and for promotions into it."
+    "writes cosign.pub): for its signature pull policy and for promotions into it; and "
+    "`keys rotate`, a new signing key for the registry's tokens."
 )
 signatures_app = command_group(
     help="Cosign signatures of stored images: verify them, and require them on pull."
@@ -43,6 +44,16 @@ gates_app = command_group(
 
 NamespaceArgument = Annotated[str, typer.Argument(help="The namespace (prod), no '/'.")]
 SEVERITY_CHOICES = ("critical", "high", "medium", "low")
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    """Add a new token signing key; it signs new tokens, old keys still verify until
+    removed. (Not a trusted cosign key: those are `keys add`.)"""
+    # The admin commands define a `keys` group for this too, but this group owns the name.
+    from cargohold.cli_admin import keys_rotate as rotate_signing_key
+
+    rotate_signing_key(data_dir=data_dir, config=config)
 
 
 def register_trust_commands(app: typer.Typer) -> None:

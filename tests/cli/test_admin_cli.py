@@ -33,6 +33,16 @@ def listed(cli, *args: str) -> list[dict[str, object]]:  # type: ignore[no-untyp
     return json.loads(cli(*args, "--json").stdout)  # type: ignore[no-any-return]
 
 
+def test_keys_rotate_adds_a_signing_key(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("user", "list")  # the first run creates the first signing key
+    keys = tmp_path / "data" / "keys"
+    before = set(keys.iterdir())
+    said = cli("keys", "rotate").stdout
+    added = set(keys.iterdir()) - before
+    assert len(added) == 1, said
+    assert "new signing key" in said
+
+
 def test_manage_and_list(cli) -> None:  # type: ignore[no-untyped-def]
     cli("user", "add", "bob", "--password-stdin", stdin="password-of-bob\n")
     cli("org", "add", "acme")
