@@ -49,6 +49,8 @@ def prepare_storage(settings: Settings) -> int:
 
 def require_current_schema(engine: Engine) -> None:
     """Shared databases are migrated on purpose, once, so replicas never race a migration."""
+    if schema.is_current(engine):
+        return
     current, head = schema.current_revision(engine), schema.head_revision()
     if current != head:
         raise UnsafeStart(

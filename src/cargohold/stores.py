@@ -7,8 +7,8 @@ so every writer gets its stores here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis import Redis
 from sqlalchemy import Engine
 
 from cargohold.config import Settings
@@ -18,6 +18,9 @@ from cargohold.storage.blobs.locks import RedisUploadLocks
 from cargohold.storage.meta import MetadataStore, SqlMetadataStore
 from cargohold.storage.meta.cached import LocalCachedMetadataStore, RedisCachedMetadataStore
 from cargohold.storage.meta.sqlbase import create_sql_engine
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 @dataclass(frozen=True, slots=True)

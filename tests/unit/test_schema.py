@@ -43,3 +43,16 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     schema.upgrade(engine)
     assert schema.current_revision(engine) == schema.head_revision()
     engine.dispose()
+
+
+def test_head_constant_is_alembics_head_and_is_current_reads_it(tmp_path: Path) -> None:
+    # A new migration must move schema.HEAD too, or every command would run Alembic.
+    assert schema.head_revision() == schema.HEAD
+    engine = create_sql_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        assert not schema.is_current(engine)  # empty database
+        schema.upgrade(engine)
+        assert schema.is_current(engine)
+        assert schema.current_revision(engine) == schema.HEAD
+    finally:
+        engine.dispose()

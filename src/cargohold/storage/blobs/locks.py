@@ -17,11 +17,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis
-from redis.exceptions import LockError
-from redis.lock import Lock
+if TYPE_CHECKING:  # redis itself only where Redis locks are used (~75 ms to import)
+    import redis
+    from redis.lock import Lock
 
 
 class UploadLocks(Protocol):
@@ -81,6 +81,8 @@ class RedisUploadLocks:
         self._ttl = ttl
 
     def _lock(self, upload_id: str) -> Lock:
+        from redis.lock import Lock
+
         return Lock(
             self._client,
             self._prefix + upload_id,
@@ -101,6 +103,8 @@ class RedisUploadLocks:
         return self._client.get(self._prefix + upload_id) == token.encode()
 
     def renew(self, upload_id: str, token: str) -> bool:
+        from redis.exceptions import LockError
+
         lock = self._lock(upload_id)
         lock.local.token = token.encode()
         try:
@@ -109,6 +113,8 @@ class RedisUploadLocks:
             return False
 
     def release(self, upload_id: str, token: str) -> None:
+        from redis.exceptions import LockError
+
         # LockError: it expired, and perhaps was taken over; no longer ours to release.
         with contextlib.suppress(LockError):
             self._lock(upload_id).do_release(token.encode())

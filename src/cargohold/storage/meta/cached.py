@@ -30,9 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import redis
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cargohold.cache_only import require_io
 from cargohold.storage.meta.base import (
@@ -52,6 +50,9 @@ from cargohold.storage.meta.base import (
 )
 from cargohold.storage.meta.gcgraph import GcGraph
 from cargohold.storage.meta.local_cache import LocalLookupCache, SharedGenerations
+
+if TYPE_CHECKING:  # redis itself is imported by the Redis cache only (the scale-out setup)
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class RedisLookupCache:
     """Entries in Redis with a TTL, generations as Redis counters: shared by replicas."""
 
     def __init__(self, client: redis.Redis, prefix: str = "cargohold", ttl: int = 60) -> None:
+        from redis import RedisError
+
+        self._errors = RedisError
         self._client = client
         self._prefix = f"{prefix}:meta"
         self._ttl = ttl
@@ -104,7 +108,7 @@ class RedisLookupCache:
                 keys=[self._generation_key(repository)],
                 args=[self._entry_prefix(repository), entry],
             )
-        except redis.RedisError as exc:
+        except self._errors as exc:
             log.warning("metadata cache skipped, Redis unavailable: %s", exc)
             return None, None
         if value is None:
@@ -117,13 +121,13 @@ class RedisLookupCache:
         key = f"{self._entry_prefix(repository)}{generation}:{entry}"
         try:
             self._client.set(key, _encode(value), ex=self._ttl)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             log.warning("metadata cache not filled, Redis unavailable: %s", exc)
 
     def changed(self, repository: str) -> None:
         try:
             self._client.incr(self._generation_key(repository))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             log.error(
                 "metadata cache of %s not invalidated, Redis unavailable (entries expire in "
                 "%d s): %s",
