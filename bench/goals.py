@@ -51,7 +51,10 @@ GOALS: dict[tuple[str, str], Goal] = {
     ("tiny_push", "images_per_s"): Goal(ratio=SMALL_REQUESTS_CN),
     ("tags_full_c1", "rps"): Goal(ratio=LISTINGS),
     ("tags_full_c8", "rps"): Goal(ratio=LISTINGS),
-    ("tags_walk", "walks_per_s"): Goal(ratio=1.0),
+    # No target for the n=100 walk: Distribution 2.8 ignores `n` and answers one page of
+    # every tag, where the spec says "the response MUST include <int> results" (n of them);
+    # cargohold honours it, so the walk compares 50 requests with one. The tags list
+    # itself is measured, with its issue-10 target, by the tags_full rows.
     ("catalog_c1", "rps"): Goal(ratio=LISTINGS),
     ("catalog_c8", "rps"): Goal(ratio=LISTINGS),
     ("gc", "seconds"): Goal(ratio=1.0),

@@ -106,6 +106,8 @@ def build_summary(results: dict, config: dict) -> list[dict]:
                 if (line["key"], line["metric"]) == ("tags_walk", "rps"):
                     line[ratio_field] = None
                     line["note"] = "pagination differs: pages/s not comparable"
+                if (line["key"], line["metric"]) == ("tags_walk", "walks_per_s"):
+                    line["note"] = "Distribution ignores n: one response against n-sized pages"
     return summary
 
 
