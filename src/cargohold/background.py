@@ -1,4 +1,4 @@
-"""Worker threads of the serving process (scanner, webhooks, replication), run the same
+"""Worker threads of the background process (scanner, webhooks, replication), run the same
 way: each opens what it needs, takes one piece of work at a time, sleeps when there is
 none, and starts over after an error (the database restarting, say) instead of dying.
 
@@ -9,9 +9,7 @@ none, and starts over after an error (the database restarting, say) instead of d
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 
@@ -25,7 +23,8 @@ Opener = Callable[[], tuple[Callable[[], bool], Callable[[], None]]]
 REOPEN_DELAY = 5.0  # after the worker could not open its stores
 RESTART_DELAY = 1.0  # after a step raised
 # Background work yields the CPU to requests: on a small machine a scan of every pushed
-# image would otherwise slow the pushes themselves (Linux applies this to the thread).
+# image would otherwise slow the pushes themselves. The background process takes it before
+# starting any thread, so every worker thread inherits it.
 NICENESS = 10
 
 
@@ -48,8 +47,6 @@ def start_workers(
 
 
 def supervise(name: str, opener: Opener, poll_seconds: float, stop: threading.Event) -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not on every platform
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
     while not stop.is_set():
         try:
             step, close = opener()

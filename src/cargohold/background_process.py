@@ -14,7 +14,8 @@ group kills it), ignores SIGINT (a Ctrl-C reaches the whole group; the superviso
 once the HTTP workers are down) and dies with the supervisor even when that is SIGKILLed:
 the kernel sends it SIGKILL (PR_SET_PDEATHSIG), and it watches its parent's pid as well.
 
-This module imports only the standard library at the top: the supervisor imports it.
+This module imports only the standard library (and process_env) at the top: the
+supervisor imports it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from cargohold.process_env import SETTINGS_ENV
+
 log = logging.getLogger("cargohold")
 
-SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"  # = cargohold.http.app.SETTINGS_ENV (a test checks)
 STOP_TIMEOUT = 8.0  # seconds the supervisor waits for a clean exit before SIGKILL
 RESTART_DELAY = 1.0  # after an unexpected exit; doubled while it keeps dying young
 MAX_RESTART_DELAY = 30.0

@@ -40,8 +40,6 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "visibility": _ADMIN,
     "robot": _ADMIN,
     "token": _ADMIN,
-    # cli_admin registers a `keys` group too (signing keys); the trust one was always the
-    # one reachable, as the later registration
     "keys": _TRUST,
     "proxy": ("cargohold.cli_proxy", "register_proxy_commands"),
     "replication": ("cargohold.cli_replication", "register_replication_commands"),
@@ -90,7 +88,7 @@ class LazyCommands(TyperGroup):
         getattr(importlib.import_module(module), function)(registered)
         group = typer.main.get_group(registered)
         for name, command in group.commands.items():
-            # only the names this table gives to the module (see `keys`)
+            # only the names this table gives to the module
             if LAZY_COMMANDS.get(name) == source and name not in self.commands:
                 self.add_command(command, name)
 

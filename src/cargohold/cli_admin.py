@@ -23,7 +23,6 @@ from cargohold.auth.principal import robot_username
 from cargohold.auth.roles import Role, parse_actions
 from cargohold.auth.secrets import hash_password
 from cargohold.auth.store import AuthError, AuthStore
-from cargohold.auth.tokens import create_key
 from cargohold.cli_common import ConfigOption, DataDirOption, JsonOption, command_group, fail, load
 from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
@@ -38,7 +37,6 @@ visibility_app = command_group(
 )
 robot_app = command_group(help="Robot accounts for automation (CI, deploys).")
 token_app = command_group(help="Personal access tokens, usable as passwords.")
-keys_app = command_group(help="Token signing keys.")
 
 ExpiresOption = Annotated[
     int | None, typer.Option("--expires-in-days", min=1, help="Expire after N days.")
@@ -53,7 +51,6 @@ def register_admin_commands(app: typer.Typer) -> None:
     app.add_typer(visibility_app, name="visibility")
     app.add_typer(robot_app, name="robot")
     app.add_typer(token_app, name="token")
-    app.add_typer(keys_app, name="keys")
     register_audit_command(app)
 
 
@@ -317,14 +314,6 @@ def token_revoke(
         store.revoke_token(user, name)
         _record(store, "token_revoke", user, token=name)
     typer.echo(f"token {name} of {user} revoked")
-
-
-@keys_app.command("rotate")
-def keys_rotate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
-    """Add a new signing key; it signs new tokens, old keys still verify until removed."""
-    settings = load(config, data_dir=data_dir)
-    kid = create_key(settings.keys_dir)
-    typer.echo(f"new signing key {kid}; remove old keys after {settings.token_ttl}s")
 
 
 def register_audit_command(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from cargohold.cli_common import (
     command_group,
     fail,
     fail_with,
+    load,
     opened_stores,
     record_change,
 )
@@ -50,10 +51,11 @@ SEVERITY_CHOICES = ("critical", "high", "medium", "low")
 def keys_rotate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
     """Add a new token signing key; it signs new tokens, old keys still verify until
     removed. (Not a trusted cosign key: those are `keys add`.)"""
-    # The admin commands define a `keys` group for this too, but this group owns the name.
-    from cargohold.cli_admin import keys_rotate as rotate_signing_key
+    from cargohold.auth.tokens import create_key
 
-    rotate_signing_key(data_dir=data_dir, config=config)
+    settings = load(config, data_dir=data_dir)
+    kid = create_key(settings.keys_dir)
+    typer.echo(f"new signing key {kid}; remove old keys after {settings.token_ttl}s")
 
 
 def register_trust_commands(app: typer.Typer) -> None:

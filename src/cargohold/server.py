@@ -15,14 +15,12 @@ import shutil
 import ssl
 import tempfile
 
-from cargohold.background_process import SETTINGS_ENV, BackgroundProcess
+from cargohold.background_process import BackgroundProcess
 from cargohold.config import Settings
+from cargohold.process_env import MULTIPROC_ENV, SETTINGS_ENV
 
 log = logging.getLogger("cargohold")
 
-# = cargohold.http.metrics.MULTIPROC_ENV (a test checks): importing that module here would
-# load prometheus_client and Starlette into the supervisor.
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Two malloc arenas for the threads of a process instead of eight per core. Read by glibc
 # when a process starts, so set for the HTTP workers and the background process, which this
 # process starts. glibc's own mmap threshold stays dynamic: fixed at 256 KiB, every 4 MiB

@@ -185,13 +185,3 @@ def test_a_killed_supervisor_takes_the_background_process_with_it(
     server.process.wait()
     # it must not go on holding the database (or scanning) with no server around it
     wait_for(lambda: not alive(child), timeout=15, what="the orphaned background process to exit")
-
-
-def test_the_supervisor_shares_its_setting_names_with_the_workers() -> None:
-    from cargohold.background_process import SETTINGS_ENV
-    from cargohold.http.app import SETTINGS_ENV as APP_SETTINGS_ENV
-    from cargohold.http.metrics import MULTIPROC_ENV as METRICS_ENV
-    from cargohold.server import MULTIPROC_ENV
-
-    assert SETTINGS_ENV == APP_SETTINGS_ENV
-    assert MULTIPROC_ENV == METRICS_ENV

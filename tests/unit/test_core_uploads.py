@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -164,3 +165,66 @@ def test_blob_lost_by_storage_reads_as_unknown(workers: tuple[Registry, Registry
     one.blob_store.delete(digest)  # storage lost it; the metadata still says it is there
     with pytest.raises(BlobUnknown):
         one.blobs.get("r", digest).stream()
+
+
+def pieces(data: bytes, size: int = 64 * 1024) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_a_body_of_many_steps_is_stored_in_order(workers: tuple[Registry, Registry]) -> None:
+    # More than two 4 MiB steps, received while earlier ones are hashed and written.
+    one, two = workers
+    data = os.urandom(9 * 1024 * 1024 + 17)
+
+    async def scenario() -> str:
+        status = one.uploads.start("r")
+        return await one.uploads.finish("r", status.upload_id, sha256(data), stream(*pieces(data)))
+
+    digest = asyncio.run(scenario())
+    assert digest == sha256(data)
+    assert b"".join(two.blobs.get("r", digest).stream()) == data
+
+
+def test_a_body_broken_after_several_steps_leaves_the_upload_as_it_was(
+    workers: tuple[Registry, Registry],
+) -> None:
+    one, _ = workers
+    data = os.urandom(9 * 1024 * 1024)
+
+    async def broken() -> AsyncIterator[bytes]:
+        for piece in pieces(data):
+            yield piece
+        raise ConnectionResetError("the client went away")
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(b"head"), 0)
+        with pytest.raises(ConnectionResetError):
+            await one.uploads.append("r", status.upload_id, broken(), 4)
+        assert one.uploads.status("r", status.upload_id).offset == 4
+        whole = b"head" + data
+        digest = await one.uploads.finish("r", status.upload_id, sha256(whole), stream(data), 4)
+        assert b"".join(one.blobs.get("r", digest).stream()) == whole
+
+    asyncio.run(scenario())
+
+
+def test_a_small_closing_chunk_out_of_place_or_short_changes_nothing(
+    workers: tuple[Registry, Registry],
+) -> None:
+    # A closing chunk of known, small length takes the one-thread path.
+    one, _ = workers
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(b"abc"), 0)
+        whole = sha256(b"abcdef")
+        with pytest.raises(RangeInvalid) as caught:
+            await one.uploads.finish("r", status.upload_id, whole, stream(b"def"), 2, 3)
+        assert caught.value.offset == 3
+        with pytest.raises(SizeInvalid):
+            await one.uploads.finish("r", status.upload_id, whole, stream(b"de"), 3, 3)
+        assert one.uploads.status("r", status.upload_id).offset == 3
+        assert await one.uploads.finish("r", status.upload_id, whole, stream(b"def"), 3, 3) == whole
+
+    asyncio.run(scenario())

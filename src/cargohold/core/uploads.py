@@ -119,18 +119,9 @@ class UploadService:
         before it is read, and the upload cancelled (`digest`: of the whole blob, when the
         chunk is the last one).
         """
-        record, offset = await asyncio.to_thread(self._session_and_size, repository, upload_id)
-        if start is not None and start != offset:
-            raise RangeInvalid(
-                f"chunk starts at byte {start} but the upload holds {offset} bytes",
-                upload_id,
-                offset,
-            )
-        if length is not None:
-            await asyncio.to_thread(self._refuse_too_large, upload_id, offset + length)
-            await asyncio.to_thread(
-                self._refuse_over_quota, repository, upload_id, offset + length, digest
-            )
+        record, offset = await asyncio.to_thread(
+            self._accept_chunk, repository, upload_id, start, length, digest
+        )
         writer = await self._lock(upload_id, offset)
         try:
             state = await asyncio.to_thread(self._hash_state, record, offset)
@@ -198,16 +189,8 @@ class UploadService:
         start: int | None,
     ) -> str:
         """finish() for a closing chunk already in memory, in one worker thread."""
-        record, offset = self._session_and_size(repository, upload_id)
-        if start is not None and start != offset:
-            raise RangeInvalid(
-                f"chunk starts at byte {start} but the upload holds {offset} bytes",
-                upload_id,
-                offset,
-            )
+        record, offset = self._accept_chunk(repository, upload_id, start, len(data), str(expected))
         size = offset + len(data)
-        self._refuse_too_large(upload_id, size)
-        self._refuse_over_quota(repository, upload_id, size, str(expected))
         writer = self._open(upload_id, offset)
         try:
             state = self._hash_state(record, offset, expected.algorithm)
@@ -289,6 +272,29 @@ class UploadService:
         if record is None or record.repository != repository:
             raise BlobUploadUnknown(f"upload {upload_id} is not known in {repository}")
         return record
+
+    def _accept_chunk(
+        self,
+        repository: str,
+        upload_id: str,
+        start: int | None,
+        length: int | None,
+        digest: str | None,
+    ) -> tuple[UploadRecord, int]:
+        """The session and its size, if a chunk starting at `start` (Content-Range) and
+        announcing `length` bytes may be appended: it must start where the upload ends, and
+        fit the size limit and the namespace's quota (else the upload is discarded)."""
+        record, offset = self._session_and_size(repository, upload_id)
+        if start is not None and start != offset:
+            raise RangeInvalid(
+                f"chunk starts at byte {start} but the upload holds {offset} bytes",
+                upload_id,
+                offset,
+            )
+        if length is not None:
+            self._refuse_too_large(upload_id, offset + length)
+            self._refuse_over_quota(repository, upload_id, offset + length, digest)
+        return record, offset
 
     def _session_and_size(self, repository: str, upload_id: str) -> tuple[UploadRecord, int]:
         record = self._session(repository, upload_id)
@@ -446,22 +452,24 @@ async def _pump(
             pieces.append(chunk)
             gathered += len(chunk)
             if gathered >= WRITE_BUFFER:
-                for future in step:
-                    await future  # one step in flight: memory stays bounded, order kept
+                await _finished(step)  # one step in flight: memory stays bounded, order kept
                 step = _store_step(writer, hasher, pieces)
                 pieces, gathered = [], 0
         if pieces:
-            for future in step:
-                await future
+            await _finished(step)
             step = _store_step(writer, hasher, pieces)
-        for future in step:
-            await future
+        await _finished(step)
     finally:
         running = [future for future in step if not future.done()]
         if running:
             # The caller rolls the upload back next; no write may land after that.
             await asyncio.wait(running)
     return total
+
+
+async def _finished(step: list[asyncio.Future[None]]) -> None:
+    for future in step:
+        await future
 
 
 def _store_step(

@@ -49,6 +49,7 @@ from cargohold.http.middleware import (
 from cargohold.http.mirror import MirrorMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
 from cargohold.http.ui import ui_routes
+from cargohold.process_env import SETTINGS_ENV
 from cargohold.proxy.wiring import open_proxy
 from cargohold.pull_guards import PullGuards
 from cargohold.scan.policy import PullPolicyGate, ScanPolicyStore
@@ -59,9 +60,6 @@ from cargohold.signatures.store import SignatureStore
 from cargohold.storage.failures import STORAGE_EXCEPTIONS
 from cargohold.stores import open_stores
 from cargohold.vulndb.store import AdvisoryStore
-
-# Worker processes receive the parent's resolved settings through this variable.
-SETTINGS_ENV = "CARGOHOLD_RESOLVED_SETTINGS"
 
 
 def build_limits(

@@ -23,8 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cargohold.http.v2paths import v2_route
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from cargohold.process_env import MULTIPROC_ENV
 
 # Route labels are a fixed set, never raw paths: repository names must not explode them.
 _V2_LABELS = {

@@ -25,8 +25,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from cargohold.http.app import SETTINGS_ENV
 from cargohold.http.errors import error_body
+from cargohold.process_env import SETTINGS_ENV
 
 DEFAULT_HEADER_TIMEOUT = 30.0
 _TIMEOUT_BODY = error_body("UNAVAILABLE", "the request's headers took too long to arrive")

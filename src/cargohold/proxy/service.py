@@ -495,6 +495,7 @@ class _BlobFetch:
                 raise DigestInvalid(f"upstream sent blob {actual} for {expected}")
             if self.size is not None and self.size != written:
                 raise DigestInvalid(f"upstream sent {written} of {self.size} bytes")
+            blobs.flush_upload(upload_id)
             service.store.commit_fetched_blob(
                 self.repository,
                 self.digest,

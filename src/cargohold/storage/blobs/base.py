@@ -78,12 +78,13 @@ class BlobStore(Protocol):
         """Stream the bytes received so far (used to rebuild hash state)."""
 
     def flush_upload(self, upload_id: str) -> None:
-        """Make the bytes received so far durable. Called before commit_upload, outside
-        the metadata store's locks, so that the commit (under them) finds little left to
-        flush; FileNotFoundError when the session does not exist."""
+        """Make the bytes received so far durable. Every commit_upload is preceded by it,
+        called outside the metadata store's locks, so that the commit (under them) only
+        publishes what is on disk already."""
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
-        """Durably move the upload's bytes to `digest` and end the session.
+        """Durably move the upload's bytes (flushed by flush_upload) to `digest` and end
+        the session.
 
         The caller has verified the digest. After this returns the blob survives a crash.
         When the blob already exists the stored copy is kept.

@@ -150,13 +150,11 @@ class FilesystemBlobStore:
             os.close(fd)
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
+        # The bytes were made durable by flush_upload, outside the caller's locks.
         source = self._upload_path(upload_id)
         target = self._blob_path(digest)
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if not source.exists():
+            raise FileNotFoundError(upload_id)
         if target.exists():
             source.unlink()  # identical content is already durable; keep that copy
             return
