@@ -360,7 +360,7 @@ def test_namespace_overview_usage_and_audit_log(admin_page: Page, registry: UiRe
     page = admin_page
     page.goto(f"{registry.url}/ui/namespace?ns=acme")
     expect(page.locator("table.members")).to_contain_text("rita")
-    expect(page.get_by_role("img", name="Storage by repository")).to_be_visible()
+    expect(page.get_by_role("img", name="Storage by repository", exact=True)).to_be_visible()
     page.get_by_role("link", name="Usage").click()
     expect(page.get_by_role("img", name="Storage by namespace")).to_be_visible()
     expect(page.get_by_role("img", name="Storage by namespace")).to_contain_text("acme")
