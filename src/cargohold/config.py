@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         description="Seconds a request's line and headers may take to arrive (from its "
         "first byte, or from the connection's start); a slower (slowloris) client gets 408.",
     )
+    response_send_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client may take no byte of a blob being sent to it before "
+        "its connection closes (nginx's send_timeout).",
+    )
     keep_alive_timeout: int = Field(
         30,
         ge=1,

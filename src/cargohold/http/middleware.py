@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import uuid
 
@@ -57,6 +58,8 @@ class ObservabilityMiddleware:
                     }
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":  # the server sends the file
+                sent += os.stat(message["path"]).st_size
             await send(message)
 
         in_flight = self.metrics.in_flight.labels(route)
