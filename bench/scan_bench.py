@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from cargohold.config import Settings  # noqa: E402
-from cargohold.core import Registry  # noqa: E402
+from cargohold.core.registry import Registry  # noqa: E402
 from cargohold.scan.service import ScanService  # noqa: E402
 from cargohold.setup import prepare_storage  # noqa: E402
 from cargohold.stores import open_stores  # noqa: E402

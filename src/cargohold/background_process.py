@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from cargohold.parent_death import die_with_parent
 from cargohold.process_env import SETTINGS_ENV
 
 log = logging.getLogger("cargohold")
@@ -40,7 +41,6 @@ MAX_RESTART_DELAY = 30.0
 HEALTHY_AFTER = 30.0  # seconds of life after which an exit is not "dying young"
 TRIM_EVERY = 10  # seconds between returning freed memory to the system (glibc)
 EXIT_GRACE = 5.0  # seconds the child gives its threads to finish a step when stopped
-_PR_SET_PDEATHSIG = 1
 
 
 class BackgroundProcess:
@@ -111,7 +111,8 @@ class BackgroundProcess:
 
 def main(parent: int) -> None:
     """The child: start the workers, wait for SIGTERM or the parent's death, stop them."""
-    _die_with_parent(parent)
+    # SIGKILL: certain even if this process is stuck; its work is transactional
+    die_with_parent(parent, signal.SIGKILL)
     with contextlib.suppress(OSError, AttributeError):
         from cargohold.background import NICENESS
 
@@ -185,17 +186,6 @@ def _malloc_trim() -> Callable[[], None]:
     except (OSError, AttributeError):  # not glibc
         return lambda: None
     return lambda: libc_trim(0)
-
-
-def _die_with_parent(parent: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        # SIGKILL: certain even if this process is stuck; its work is transactional
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -325,6 +324,8 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         path = os.environ.get(CONFIG_ENV)
         if not path:
             return {}
+        import yaml  # only when there is a config file
+
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.scan.test_diff import ADVISORIES, BASE, OLD_DPKG, OLD_PYTHON
 
 from cargohold.config import Settings
-from cargohold.core import Registry
+from cargohold.core.registry import Registry
 from cargohold.scan.worker import ScanWorker
 from cargohold.stores import open_stores
 from cargohold.vulndb.osv import parse_record

@@ -47,6 +47,7 @@ HARSH = GcOptions(
 # blob and its manifest. Pushes on the embedded store take milliseconds and mostly win;
 # through moto's S3 emulator they take seconds and would never win, so that run gives
 # pushes the grace a real deployment gives them (hours, by default) in miniature.
+PAUSE_BETWEEN_COLLECTIONS = 0.05
 GRACE = {"embedded": timedelta(0), "scaleout-2-replicas": timedelta(seconds=20)}
 
 
@@ -162,6 +163,10 @@ def run_scenario(setup: Setup, seed: int) -> tuple[list[Image], int]:
             except Exception as exc:
                 setup.errors.append(f"gc: {exc!r}")
                 return
+            # A breath between collections: back to back, a collection (about 20 ms on
+            # SQLite) starts inside nearly every push's window between its blobs and its
+            # manifest, and at grace 0 a push could lose 30 times in a row.
+            stop.wait(PAUSE_BETWEEN_COLLECTIONS)
 
     gc_thread = threading.Thread(target=collector)
     gc_thread.start()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import delete, text
 
-from cargohold.core import Registry
 from cargohold.core.fsck import Fsck, FsckOptions
+from cargohold.core.registry import Registry
 from cargohold.storage.meta import models as m
 from cargohold.stores import Stores
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from tests.contract.s3_server import moto_server, scratch_s3_store
 
-from cargohold.core import Registry
 from cargohold.core.fsck import Fsck, FsckOptions
+from cargohold.core.registry import Registry
 from cargohold.storage.blobs.s3 import S3BlobStore
 from cargohold.storage.meta import SqlMetadataStore, schema
 from cargohold.storage.meta.sqlbase import create_sql_engine

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cargohold.config import Settings
-from cargohold.core import Registry
+from cargohold.core.registry import Registry
 from cargohold.setup import prepare_storage
 from cargohold.stores import Stores, open_stores
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cargohold.core import Registry
+from cargohold.core.registry import Registry
 from cargohold.errors import (
     BlobUnknown,
     BlobUploadUnknown,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import scratch_postgres_database
 
-from cargohold.core import Registry
 from cargohold.core.gc import GarbageCollector, GcOptions, collect
+from cargohold.core.registry import Registry
 from cargohold.errors import ManifestUnknown, TagInvalid
 from cargohold.storage.blobs import FilesystemBlobStore
 from cargohold.storage.meta import SqlMetadataStore, schema

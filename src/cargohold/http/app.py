@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -25,8 +27,8 @@ from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
 from cargohold.auth.tokens import TokenService
 from cargohold.config import Settings
-from cargohold.core import Registry
 from cargohold.core.gc import options_from
+from cargohold.core.registry import Registry
 from cargohold.errors import RegistryError
 from cargohold.events.pulls import PullEvents
 from cargohold.http.access import AccessMiddleware
@@ -49,6 +51,7 @@ from cargohold.http.middleware import (
 from cargohold.http.mirror import MirrorMiddleware
 from cargohold.http.routes import osv_routes, token_routes, v2_routes
 from cargohold.http.ui import ui_routes
+from cargohold.parent_death import die_with_parent
 from cargohold.process_env import SETTINGS_ENV
 from cargohold.proxy.wiring import open_proxy
 from cargohold.pull_guards import PullGuards
@@ -229,6 +232,10 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """The factory uvicorn's worker processes call."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and supervisor.pid is not None:  # one of several workers
+        # SIGTERM: uvicorn's graceful stop, so requests in flight finish
+        die_with_parent(supervisor.pid, signal.SIGTERM)
     settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     return create_app(settings)

@@ -13,8 +13,8 @@ from cargohold.auth.authenticate import Authenticator
 from cargohold.auth.limits import LoginLimits
 from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.store import AuthStore
-from cargohold.core import Registry
 from cargohold.core.gc import GcOptions
+from cargohold.core.registry import Registry
 from cargohold.http.api import audit as audit_routes
 from cargohold.http.api import browse as browse_routes
 from cargohold.http.api import diff as diff_routes

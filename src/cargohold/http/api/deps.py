@@ -16,7 +16,7 @@ from cargohold.auth.policy import AccessPolicy
 from cargohold.auth.principal import Principal
 from cargohold.auth.roles import PULL, Role
 from cargohold.auth.store import AuthStore, NamespaceRecord
-from cargohold.core import Registry
+from cargohold.core.registry import Registry
 from cargohold.errors import NameInvalid
 from cargohold.http.access import basic_credentials
 from cargohold.http.api.errors import (

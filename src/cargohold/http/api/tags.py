@@ -18,8 +18,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from cargohold.auth.principal import Principal
 from cargohold.auth.roles import DELETE, PULL, PUSH
-from cargohold.core import Registry
 from cargohold.core import versioning as core
+from cargohold.core.registry import Registry
 from cargohold.digest import SUPPORTED_ALGORITHMS, Digest
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cargohold.core import Registry
+from cargohold.core.registry import Registry
 from cargohold.errors import BlobUploadInvalid, PaginationInvalid, SizeInvalid
 from cargohold.http.access import Access
 from cargohold.http.audit import address_of

@@ -52,9 +52,9 @@ def _lock_key(digest: str) -> int:
 class SqlGarbage(SqlUsage, SqlVersioning):
     # -- blob commits, excluded against file collection of the same digest
     @contextmanager
-    def _digest_locked(self, digests: Sequence[str]) -> Iterator[Connection]:
+    def _digest_locked(self, digests: Sequence[str], durable: bool = True) -> Iterator[Connection]:
         """A write transaction holding the digests' locks (SQLite: the database's)."""
-        with self._write() as conn:
+        with self._write(durable) as conn:
             if not self._sqlite:
                 for key in sorted({_lock_key(d) for d in digests}):
                     conn.execute(select(func.pg_advisory_xact_lock(key)))
@@ -314,7 +314,8 @@ class SqlGarbage(SqlUsage, SqlVersioning):
         deleted: list[str] = []
         for start in range(0, len(digests), 64):
             batch = list(digests[start : start + 64])
-            with self._digest_locked(batch) as conn:
+            # Only reads: nothing to flush to disk when the lock is released.
+            with self._digest_locked(batch, durable=False) as conn:
                 revived = set(
                     conn.execute(
                         select(m.blobs.c.digest).where(m.blobs.c.digest.in_(batch))

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import cast, delete, func, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import Conflict
@@ -111,6 +110,8 @@ class SqlRetention(SqlGarbage):
             reference = func.json_extract(t.c.detail, "$.reference")
             digest = func.json_extract(t.c.detail, "$.digest")
         else:
+            from sqlalchemy.dialects.postgresql import JSONB  # not loaded on SQLite
+
             reference = cast(t.c.detail, JSONB)["reference"].astext
             digest = cast(t.c.detail, JSONB)["digest"].astext
         # Grouped in the database: a busy registry has many pull events per image.

@@ -1,0 +1,47 @@
+"""A SIGKILLed supervisor takes its HTTP worker processes with it (parent_death.py):
+orphaned workers would go on holding the port, and a restarted server would fail with
+"Address already in use"."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import LiveRegistry
+
+from .test_background_process import alive, children, cmdline, wait_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveRegistry]:
+    registry = LiveRegistry(tmp_path / "data", {"CARGOHOLD_TEST_WORKERS": "2"})
+    try:
+        yield registry
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(registry.process.pid, signal.SIGKILL)
+        registry.process.wait()
+        registry._log.close()
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    return [p for p in children(server_pid) if "multiprocessing.spawn" in cmdline(p) and alive(p)]
+
+
+def test_workers_exit_when_the_supervisor_is_killed(server: LiveRegistry) -> None:
+    workers = wait_for(
+        lambda: len(found := worker_pids(server.process.pid)) == 2 and found, what="2 workers"
+    )
+    os.kill(server.process.pid, signal.SIGKILL)  # the supervisor alone, not its group
+    server.process.wait()
+    wait_for(
+        lambda: not any(alive(p) for p in workers), timeout=15, what="the orphaned workers to exit"
+    )
+    with socket.socket() as probe:  # the port is free for a restarted server
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.port))
