@@ -119,6 +119,23 @@ def test_delete_removes_blob(blob_store: BlobStore) -> None:
     assert blob_store.stat(digest) is None
 
 
+def test_delete_many_removes_blobs_and_passes_over_missing_ones(blob_store: BlobStore) -> None:
+    kept = b"kept"
+    upload(blob_store, "kept", kept)
+    blob_store.commit_upload("kept", digest_of(kept))
+    doomed = []
+    for n in range(20):  # more than one batch of the filesystem's threads
+        data = f"delete many {n}".encode()
+        upload(blob_store, f"m{n}", data)
+        blob_store.commit_upload(f"m{n}", digest_of(data))
+        doomed.append(digest_of(data))
+    missing = digest_of(b"never stored")
+    blob_store.delete_many([*doomed, missing])
+    assert all(blob_store.stat(digest) is None for digest in doomed)
+    assert blob_store.stat(digest_of(kept)) == len(kept)
+    blob_store.delete_many([])
+
+
 def test_hostile_upload_ids_never_escape(blob_store: BlobStore) -> None:
     for bad in ("../escape", "a/b", "", ".."):
         assert blob_store.upload_size(bad) is None

@@ -471,7 +471,7 @@ class _Repairer:
                 self._relink(finding, missing)
         orphans = {f.subject: f for f in findings if f.kind == "orphan_file"}
         if orphans:
-            deleted = self._meta.gc_delete_files(sorted(orphans), self._blobs.delete)
+            deleted = self._meta.gc_delete_files(sorted(orphans), self._blobs.delete_many)
             for digest in deleted:
                 self._done(orphans[digest], "deleted the file")
             for digest in set(orphans) - set(deleted):

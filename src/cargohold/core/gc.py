@@ -143,14 +143,13 @@ class GarbageCollector:
         progress("blobs", len(gone), len(candidates))
         done = 0
 
-        def delete_file(digest: str) -> None:
+        def delete_files(digests: list[str]) -> None:
             nonlocal done
-            self._blobs.delete(digest)
-            done += 1
-            if done % 100 == 0:
-                progress("files", done, len(gone))
+            self._blobs.delete_many(digests)
+            done += len(digests)
+            progress("files", done, len(gone))
 
-        deleted = self._meta.gc_delete_files(gone, delete_file)
+        deleted = self._meta.gc_delete_files(gone, delete_files)
         progress("files", len(deleted), len(gone))
         report.blobs_deleted = len(deleted)
         report.bytes_freed = sum(garbage.blobs[digest] for digest in deleted)

@@ -6,7 +6,7 @@ digest was verified, are decisions of the core, recorded in the metadata store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -57,6 +57,10 @@ class BlobStore(Protocol):
 
     def delete(self, digest: str) -> bool:
         """Remove a committed blob; False when it was not there."""
+
+    def delete_many(self, digests: Sequence[str]) -> None:
+        """Remove committed blobs, those not there included (garbage collection's batches:
+        S3 deletes up to 1,000 keys per request, a filesystem several files at once)."""
 
     def digests(self) -> Iterator[str]:
         """Every committed blob's digest, in no particular order."""

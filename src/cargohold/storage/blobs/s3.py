@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -411,6 +411,9 @@ class S3BlobStore:
             return False
         self.client.delete_object(Bucket=self.bucket, Key=key)
         return True
+
+    def delete_many(self, digests: Sequence[str]) -> None:
+        self._delete_keys([self._blob_key(digest) for digest in digests])
 
     def digests(self) -> Iterator[str]:
         root = f"{self.prefix}blobs/"

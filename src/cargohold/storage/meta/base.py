@@ -314,10 +314,11 @@ class MetadataStore(Protocol):
         """Remove blob rows that nothing links or names now."""
 
     def gc_delete_files(
-        self, digests: Sequence[str], delete_file: Callable[[str], None]
+        self, digests: Sequence[str], delete_files: Callable[[list[str]], None]
     ) -> list[str]:
-        """Call delete_file for each digest that still has no blob row, excluded against
-        commit_blob of the same digest; the digests whose files were deleted."""
+        """Call delete_files with batches of the digests that still have no blob row,
+        excluded against commit_blob of the same digests; the digests whose files were
+        deleted."""
 
     def gc_exclusive(self) -> AbstractContextManager[bool]:
         """While held, no other process or replica collects; yields False if one does."""

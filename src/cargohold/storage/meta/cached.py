@@ -349,9 +349,9 @@ class CachedMetadataStore:
         return self._store.gc_delete_blobs(digests, older_than)
 
     def gc_delete_files(
-        self, digests: Sequence[str], delete_file: Callable[[str], None]
+        self, digests: Sequence[str], delete_files: Callable[[list[str]], None]
     ) -> list[str]:
-        return self._store.gc_delete_files(digests, delete_file)
+        return self._store.gc_delete_files(digests, delete_files)
 
     def gc_exclusive(self) -> AbstractContextManager[bool]:
         return self._store.gc_exclusive()

@@ -308,7 +308,7 @@ class SqlGarbage(SqlUsage, SqlVersioning):
         return removed
 
     def gc_delete_files(
-        self, digests: Sequence[str], delete_file: Callable[[str], None]
+        self, digests: Sequence[str], delete_files: Callable[[list[str]], None]
     ) -> list[str]:
         """Delete the bytes of blobs whose rows are gone, excluded against commit_blob."""
         deleted: list[str] = []
@@ -321,10 +321,10 @@ class SqlGarbage(SqlUsage, SqlVersioning):
                         select(m.blobs.c.digest).where(m.blobs.c.digest.in_(batch))
                     ).scalars()
                 )
-                for digest in batch:
-                    if digest not in revived:
-                        delete_file(digest)
-                        deleted.append(digest)
+                gone = [digest for digest in batch if digest not in revived]
+                if gone:
+                    delete_files(gone)
+                deleted += gone
         return deleted
 
     # -- one collection at a time, across processes and replicas
