@@ -63,7 +63,9 @@ class Pushed:
 
 
 def push(skopeo: Skopeo, layout: Layout, registry, repo: str, tag: str, *options: str) -> Pushed:
-    digest_file = layout.path.parent / f"{layout.path.name}-{tag}.digest"
+    # One file per push: concurrent pushes of one tag to several repositories would
+    # otherwise truncate and read each other's file.
+    digest_file = layout.path.parent / f"{layout.path.name}-{uuid.uuid4().hex}.digest"
     dest = f"docker://{registry.host}/{repo}:{tag}"
     skopeo.copy(layout.reference, dest, PUSH, "--digestfile", digest_file, *options)
     return Pushed(layout, registry.host, registry.url, repo, tag, digest_file.read_text().strip())
