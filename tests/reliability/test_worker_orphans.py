@@ -42,6 +42,16 @@ def test_workers_exit_when_the_supervisor_is_killed(server: LiveRegistry) -> Non
     wait_for(
         lambda: not any(alive(p) for p in workers), timeout=15, what="the orphaned workers to exit"
     )
-    with socket.socket() as probe:  # the port is free for a restarted server
+    wait_for(lambda: port_free(server.port), timeout=15, what="the port to be free again")
+
+
+def port_free(port: int) -> bool:
+    """A restarted server could listen on the port (the background process, killed with
+    the supervisor too, may release its inherited copy a moment after the workers)."""
+    with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", server.port))
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
