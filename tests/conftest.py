@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -123,8 +124,10 @@ class LiveRegistry:
         raise RuntimeError(f"server not ready in {READY_SECONDS}s: {self.log_path.read_text()}")
 
     def kill(self) -> None:
-        """SIGKILL the whole server, workers included: a crash, not a shutdown."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL the whole server, workers included: a crash, not a shutdown (also after
+        a test killed part of it, or all of it already)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self._log.close()
 

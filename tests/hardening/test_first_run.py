@@ -85,6 +85,9 @@ def test_readyz_reports_a_broken_blob_store(tmp_path: Path) -> None:
     try:
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         (tmp_path / "data" / "uploads").rename(tmp_path / "moved-away")
+        # A file in its place: the background process, whose start on a slow machine may
+        # come after this, would otherwise create the folder again (CI saw 200).
+        (tmp_path / "data" / "uploads").write_bytes(b"not a folder")
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
         assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive, not ready

@@ -4,7 +4,6 @@ when it dies, gone when the server stops, and gone when the server is SIGKILLed 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -134,10 +133,7 @@ def server(tmp_path: Path) -> Iterator[LiveRegistry]:
         yield registry
     finally:
         # the whole group: a test may have killed the supervisor alone, leaving its workers
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(registry.process.pid, signal.SIGKILL)
-        registry.process.wait()
-        registry._log.close()
+        registry.kill()
 
 
 def test_background_work_runs_in_one_nice_child_that_restarts_and_scans(

@@ -4,7 +4,6 @@ orphaned workers would go on holding the port, and a restarted server would fail
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -23,10 +22,8 @@ def server(tmp_path: Path) -> Iterator[LiveRegistry]:
     try:
         yield registry
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(registry.process.pid, signal.SIGKILL)
-        registry.process.wait()
-        registry._log.close()
+        # the whole group: a test may have killed the supervisor alone, leaving its workers
+        registry.kill()
 
 
 def worker_pids(server_pid: int) -> list[int]:

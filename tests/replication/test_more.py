@@ -176,11 +176,18 @@ def test_a_destination_that_stays_down_fails_after_the_last_attempt(source: Sour
     assert "unreachable" in (run.error or "")
     rule_now = source.store.rule(rule.id)
     assert rule_now is not None and rule_now.last_status == FAILED
-    finished = [
-        e
-        for e in ev.EventLog(source.store.engine).after(0, 100000)
-        if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
-    ]
+    # The event is written just after the execution's final state, in its own
+    # transaction: a reader may come between the two.
+    deadline = time.monotonic() + 10
+    while True:
+        finished = [
+            e
+            for e in ev.EventLog(source.store.engine).after(0, 100000)
+            if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
+        ]
+        if finished or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [e.data["state"] for e in finished] == [FAILED]
     source.store.update_rule(rule.id, enabled=False)
 

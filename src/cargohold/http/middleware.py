@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 import uuid
 
@@ -39,6 +38,7 @@ class ObservabilityMiddleware:
         route = route_label(scope["path"])
         started = time.perf_counter()
         status = sent = received = 0
+        start_headers: list[tuple[bytes, bytes]] = []
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -48,9 +48,10 @@ class ObservabilityMiddleware:
             return message
 
         async def counting_send(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, start_headers
             if message["type"] == "http.response.start":
                 status = message["status"]
+                start_headers = message.get("headers", [])
                 if request_id:
                     message = {
                         **message,
@@ -59,7 +60,7 @@ class ObservabilityMiddleware:
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             elif message["type"] == "http.response.pathsend":  # the server sends the file
-                sent += os.stat(message["path"]).st_size
+                sent += _content_length(start_headers)
             await send(message)
 
         in_flight = self.metrics.in_flight.labels(route)
@@ -72,6 +73,14 @@ class ObservabilityMiddleware:
             self.metrics.observe(scope["method"], route, status, seconds, sent, received)
             if logging_this:
                 _log(scope, request_id, status, sent, seconds)
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    # The length the response announced: the file was stat'ed for it already.
+    for key, value in headers:
+        if key.lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 def _log(scope: Scope, request_id: bytes, status: int, sent: int, seconds: float) -> None:
