@@ -87,8 +87,12 @@ def test_abort_discards_only_this_writers_bytes(blob_store: BlobStore) -> None:
 
 def test_concurrent_writer_is_refused(blob_store: BlobStore) -> None:
     upload(blob_store, "u5", b"x")
-    with blob_store.open_upload("u5", 1), pytest.raises(UploadOffsetMismatch):
+    with blob_store.open_upload("u5", 1), pytest.raises(UploadOffsetMismatch) as refused:
         blob_store.open_upload("u5", 1)
+    assert refused.value.busy and refused.value.actual == 1
+    with pytest.raises(UploadOffsetMismatch) as moved_on:
+        blob_store.open_upload("u5", 0)
+    assert not moved_on.value.busy and moved_on.value.actual == 1
 
 
 def test_commit_of_existing_blob_keeps_stored_copy(blob_store: BlobStore) -> None:

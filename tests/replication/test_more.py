@@ -8,16 +8,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from tests.api.oci import manifest_path, push_artifact, push_image, push_index
 from tests.conftest import free_port
 from tests.proxy.distribution import Distribution
 
 from cargohold import events as ev
 from cargohold.replication.executor import MAX_ATTEMPTS, retry_delay
-from cargohold.replication.store import FAILED, RETRYING, SUCCEEDED
+from cargohold.replication.store import (
+    FAILED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    Execution,
+    ReplicationStore,
+)
 from cargohold.signatures.cosign import signature_tag
 from cargohold.storage.meta import models as m
+from cargohold.storage.meta import schema
+from cargohold.storage.meta.sql import create_sql_engine
 
 from .conftest import Dest, Source, skopeo_copy_by_digest, start_dest, unique_name
 from .test_push import MANIFEST_ACCEPT, add_endpoint, remote_manifest
@@ -176,18 +185,13 @@ def test_a_destination_that_stays_down_fails_after_the_last_attempt(source: Sour
     assert "unreachable" in (run.error or "")
     rule_now = source.store.rule(rule.id)
     assert rule_now is not None and rule_now.last_status == FAILED
-    # The event is written just after the execution's final state, in its own
-    # transaction: a reader may come between the two.
-    deadline = time.monotonic() + 10
-    while True:
-        finished = [
-            e
-            for e in ev.EventLog(source.store.engine).after(0, 100000)
-            if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
-        ]
-        if finished or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    # The event commits in the same transaction as the final state: a reader that
+    # sees the one sees the other.
+    finished = [
+        e
+        for e in ev.EventLog(source.store.engine).after(0, 100000)
+        if e.type == ev.REPLICATION_FINISHED and e.data["execution_id"] == execution_id
+    ]
     assert [e.data["state"] for e in finished] == [FAILED]
     source.store.update_rule(rule.id, enabled=False)
 
@@ -292,3 +296,31 @@ def test_scheduled_rule_runs_when_due_and_moves_on(source: Source, dest: Dest) -
             assert remote_manifest(http, f"{ns}/app", "v1").content == image.body
     finally:
         source.store.update_rule(rule.id, enabled=False)
+
+
+def test_the_finished_event_commits_with_the_final_state(tmp_path: Path) -> None:
+    engine = create_sql_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    schema.upgrade(engine)
+    store = ReplicationStore(engine)
+    store.add_endpoint("remote", "https://registry.example")
+    rule = store.add_rule("rule", endpoint="remote", direction="push", source="team/app")
+    queued = store.enqueue(rule.id, "manual")
+    running = store.claim("worker-1", 60)
+    assert running is not None and running.id == queued.id
+
+    def crash(conn: Connection, ended: Execution) -> None:
+        raise RuntimeError("the process died while recording the event")
+
+    with pytest.raises(RuntimeError):
+        store.finish(running, FAILED, "gone", None, crash)
+    # Neither the final state nor the event: the next worker's claim runs it again.
+    assert store.execution(queued.id).state == RUNNING  # type: ignore[union-attr]
+    assert ev.EventLog(engine).after(0) == []
+
+    def announce(conn: Connection, ended: Execution) -> None:
+        ev.record_in(conn, ev.REPLICATION_FINISHED, data={"state": ended.state})
+
+    ended = store.finish(running, FAILED, "gone", None, announce)
+    assert ended is not None and ended.state == FAILED
+    assert [e.data["state"] for e in ev.EventLog(engine).after(0)] == [FAILED]
+    engine.dispose()

@@ -151,6 +151,25 @@ def test_finish_refuses_while_another_request_appends(
     asyncio.run(scenario())
 
 
+def test_a_request_waits_for_one_that_lets_go_in_moments(
+    workers: tuple[Registry, Registry],
+) -> None:
+    one, _ = workers
+    data = b"payload"
+
+    async def scenario() -> None:
+        status = one.uploads.start("r")
+        await one.uploads.append("r", status.upload_id, stream(data), 0)
+        # A request ending (a broken one closing its file, say) holds the upload briefly.
+        holder = one.blob_store.open_upload(status.upload_id, len(data))
+        asyncio.get_running_loop().call_later(0.2, holder.close)
+        started = asyncio.get_running_loop().time()
+        assert await one.uploads.finish("r", status.upload_id, sha256(data)) == sha256(data)
+        assert asyncio.get_running_loop().time() - started >= 0.2
+
+    asyncio.run(scenario())
+
+
 def test_blob_lost_by_storage_reads_as_unknown(workers: tuple[Registry, Registry]) -> None:
     one, _ = workers
     data = b"soon lost"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -36,6 +37,9 @@ WRITE_BUFFER = 4 * 1024 * 1024
 # worker thread (configs and small layers: one hand-off instead of a dozen).
 SMALL_BODY = 256 * 1024
 _HASH_CACHE_SIZE = 512
+# How long a request waits for an upload another request holds, and how often it looks.
+BUSY_WAIT = 1.0
+BUSY_POLL = 0.02
 # What start() issues: a UUID, optionally after its owner's tag (the stores allow the same).
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -251,8 +255,17 @@ class UploadService:
         return await asyncio.to_thread(self._open, upload_id, offset)
 
     def _open(self, upload_id: str, offset: int) -> UploadWriter:
+        deadline = time.monotonic() + BUSY_WAIT
         try:
-            return self._blobs.open_upload(upload_id, offset)
+            while True:
+                try:
+                    return self._blobs.open_upload(upload_id, offset)
+                except UploadOffsetMismatch as exc:
+                    # A request that is ending (a broken one rolling back its chunk, say)
+                    # lets go in moments: wait for it rather than refuse the next one.
+                    if not exc.busy or time.monotonic() >= deadline:
+                        raise
+                time.sleep(BUSY_POLL)
         except UploadOffsetMismatch as exc:
             raise RangeInvalid(
                 "another request is writing to this upload, or it moved on",

@@ -6,12 +6,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 
 from cargohold.errors import NameInvalid
 from cargohold.reference import validate_name
@@ -532,9 +533,18 @@ class ReplicationStore(SqlBase):
             conn.execute(update(x).where(x.c.id == execution_id).values(**added))
 
     def finish(
-        self, execution: Execution, state: str, error: str | None, retry_in: float | None
+        self,
+        execution: Execution,
+        state: str,
+        error: str | None,
+        retry_in: float | None,
+        on_final: Callable[[Connection, Execution], None] | None = None,
     ) -> Execution | None:
-        """End an attempt: ``state`` (final), or retrying after ``retry_in`` seconds."""
+        """End an attempt: ``state`` (final), or retrying after ``retry_in`` seconds.
+
+        ``on_final`` runs inside the same transaction when the execution ends for good,
+        so what it writes (the finished event) commits with the final state or not at all.
+        """
         x, r = m.replication_executions, m.replication_rules
         at = now()
         values: dict[str, Any] = {"error": error, "lease_until": None}
@@ -554,6 +564,9 @@ class ReplicationStore(SqlBase):
                     .where(r.c.id == execution.rule_id)
                     .values(last_run_at=at, last_status=values["state"])
                 )
+                if on_final is not None and retry_in is None:
+                    row = conn.execute(select(x).where(x.c.id == execution.id)).one()
+                    on_final(conn, _execution(row))
         return self.execution(execution.id) if changed else None
 
     def due_schedules(self) -> list[Rule]:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from cargohold import events as ev
 from cargohold.background import start_workers
@@ -171,37 +171,37 @@ class Replicator:
                 execution.attempts,
                 error,
             )
-        ended = self.store.finish(execution, outcome, error, retry_in)
-        if ended is not None and ended.finished:
-            self._announce(rule, ended)
-        return ended
-
-    def _announce(self, rule: Rule, execution: Execution) -> None:
-        scope = execution.scope or {}
-        repository = scope.get("repository")
-        namespace = None
-        if repository is None:
-            fixed = rule.source.split("/", 1)[0]
-            namespace = None if any(c in fixed for c in "*?[") else fixed
-        ev.record_event(
-            self.engine,
-            ev.REPLICATION_FINISHED,
-            repository,
-            namespace=namespace,
-            actor=f"{ACTOR}:{rule.name}",
-            data={
-                "rule": rule.name,
-                "rule_id": rule.id,
-                "direction": rule.direction,
-                "endpoint": rule.endpoint,
-                "execution_id": execution.id,
-                "trigger": execution.trigger,
-                "state": execution.state,
-                "attempts": execution.attempts,
-                "error": execution.error,
-                **{k: getattr(execution, k) for k in _COUNTS},
-            },
+        return self.store.finish(
+            execution, outcome, error, retry_in, lambda conn, ended: _announce(conn, rule, ended)
         )
+
+
+def _announce(conn: Connection, rule: Rule, execution: Execution) -> None:
+    scope = execution.scope or {}
+    repository = scope.get("repository")
+    namespace = None
+    if repository is None:
+        fixed = rule.source.split("/", 1)[0]
+        namespace = None if any(c in fixed for c in "*?[") else fixed
+    ev.record_in(
+        conn,
+        ev.REPLICATION_FINISHED,
+        repository,
+        namespace=namespace,
+        actor=f"{ACTOR}:{rule.name}",
+        data={
+            "rule": rule.name,
+            "rule_id": rule.id,
+            "direction": rule.direction,
+            "endpoint": rule.endpoint,
+            "execution_id": execution.id,
+            "trigger": execution.trigger,
+            "state": execution.state,
+            "attempts": execution.attempts,
+            "error": execution.error,
+            **{k: getattr(execution, k) for k in _COUNTS},
+        },
+    )
 
 
 _COUNTS = (

@@ -15,9 +15,11 @@ from typing import Protocol
 class UploadOffsetMismatch(Exception):
     """An append did not start where the upload's data ends (or the upload is busy)."""
 
-    def __init__(self, actual: int) -> None:
-        super().__init__(f"upload holds {actual} bytes")
+    def __init__(self, actual: int, busy: bool = False) -> None:
+        held = ", another writer has it" if busy else ""
+        super().__init__(f"upload holds {actual} bytes{held}")
         self.actual = actual
+        self.busy = busy  # another request holds the session's lock
 
 
 class UploadWriter(Protocol):

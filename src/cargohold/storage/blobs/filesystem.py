@@ -40,7 +40,7 @@ class _FileUploadWriter:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
-            raise UploadOffsetMismatch(path.stat().st_size) from None
+            raise UploadOffsetMismatch(path.stat().st_size, busy=True) from None
         size = os.fstat(self._fd).st_size
         if size != offset:
             os.close(self._fd)

@@ -451,7 +451,7 @@ class S3BlobStore:
             raise FileNotFoundError(upload_id)
         token = self.locks.acquire(upload_id)
         if token is None:
-            raise UploadOffsetMismatch(self._session(upload_id).size)
+            raise UploadOffsetMismatch(self._session(upload_id).size, busy=True)
         return token
 
     def _holds_lock(self, upload_id: str, token: str) -> bool:
