@@ -39,7 +39,20 @@ ROWS += [
     ("catalog_c1", "rps", "catalog ({repos} repositories), c=1", "req/s", True),
     ("catalog_c1", "p99_ms", "catalog ({repos} repositories), c=1 p99", "ms", False),
     ("catalog_c8", "rps", "catalog ({repos} repositories), c=8", "req/s", True),
-    ("gc", "seconds", "GC over {gc_blobs} blobs (half garbage), whole command", "s", False),
+    (
+        "gc",
+        "seconds",
+        "GC over {gc_blobs} blobs (half garbage), whole command (cargohold: gc --server)",
+        "s",
+        False,
+    ),
+    (
+        "gc",
+        "local_seconds",
+        "GC over {gc_blobs} blobs, cargohold gc in its own process (opens the stores)",
+        "s",
+        False,
+    ),
     ("rss_c32", "process_mb", "peak RSS under c=32 load, largest process", "MB", False),
     ("rss_c32", "total_mb", "peak RSS under c=32 load, all processes", "MB", False),
 ]

@@ -83,17 +83,15 @@ def fsck(
     Exit status: 0 when nothing needs attention (after repairs), 1 when problems remain,
     2 for bad input (an unknown repository), 3 when a garbage collection holds the lock.
     """
-    from datetime import timedelta
 
     from cargohold.core.fsck import Fsck, FsckBusy, FsckOptions, UnknownRepository
+    from cargohold.core.gc import grace_period
 
     with opened_stores(config, data_dir, input_errors=(UnknownRepository,)) as (settings, stores):
         options = FsckOptions(
             repair=repair,
             verify_content=verify_content,
-            grace=timedelta(
-                hours=grace_hours if grace_hours is not None else settings.gc_grace_hours
-            ),
+            grace=grace_period(grace_hours if grace_hours is not None else settings.gc_grace_hours),
             repository=repository,
         )
         with phased_progress(_PHASES, not as_json, 24) as progress:

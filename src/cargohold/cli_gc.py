@@ -45,6 +45,22 @@ def gc(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="CARGOHOLD_SERVER",
+            help="Ask the registry serving at this address (http://host:port) to collect, "
+            "through its admin API, instead of opening the database and storage here. "
+            "Needs a registry admin's --username; the password (or a personal access "
+            "token, the better choice for scripts) comes from CARGOHOLD_PASSWORD or is "
+            "asked for.",
+        ),
+    ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", "-u", envvar="CARGOHOLD_USERNAME", help="Admin to sign in as."),
+    ] = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -53,7 +69,16 @@ def gc(
     Marks what no tag, index, referrer subject or recent tag history reaches, then deletes
     it step by step, re-checking each deletion in the database, so a push that happens
     meanwhile never loses a blob. Ends with a summary of what was freed.
+
+    With --server the running registry collects (as its scheduled collection does), so
+    this machine needs no access to the database or the blob storage.
     """
+    if server is not None:
+        report = _collect_on_server(
+            server, username, dry_run, delete_untagged, grace_hours, quiet=as_json
+        )
+        _print(report, as_json)
+        return
     from cargohold.core.gc import GcBusy, collect, options_from
 
     with opened_stores(config, data_dir) as (settings, stores):
@@ -69,10 +94,40 @@ def gc(
                 report = collect(stores.meta, stores.blobs, options, "cli", progress)
             except GcBusy as exc:
                 fail(exc.message, 3)
+    _print(report.to_dict(), as_json)
+
+
+def _collect_on_server(
+    server: str,
+    username: str | None,
+    dry_run: bool,
+    delete_untagged: bool | None,
+    grace_hours: float | None,
+    quiet: bool,
+) -> dict[str, object]:
+    from cargohold.cli_remote import RemoteError, admin_call, password_for
+
+    if not username:
+        fail("--server needs --username (or CARGOHOLD_USERNAME): a registry admin", 2)
+    body: dict[str, object] = {"dry_run": dry_run}
+    if delete_untagged is not None:
+        body["delete_untagged"] = delete_untagged
+    if grace_hours is not None:
+        body["grace_hours"] = grace_hours
+    try:
+        password = password_for(username)
+        if not quiet:
+            typer.echo(f"Collecting garbage on {server} ...", err=True)
+        return admin_call(server, username, password, "POST", "/v1/gc", body)
+    except RemoteError as exc:
+        fail(exc.message, 3 if exc.status == 409 else 1)
+
+
+def _print(report: dict[str, object], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    _print_summary(report.to_dict())
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_summary(report)
 
 
 def _print_summary(report: dict[str, object]) -> None:

@@ -79,3 +79,22 @@ def test_only_registry_admins_collect(gc_api: Api) -> None:
     expect(gc_api.call("POST", "/v1/gc", user, json={}), 403, "DENIED")
     expect(gc_api.call("GET", "/v1/gc/runs", user), 403, "DENIED")
     expect(gc_api.call("POST", "/v1/gc", None, json={}), 401)
+
+
+def test_a_grace_period_asked_for_keeps_what_is_younger(gc_api: Api) -> None:
+    admin = gc_api.admin
+    with httpx.Client(base_url=gc_api.url, auth=admin, timeout=30) as v2:
+        gone = push_image(v2, "root/young", "gone")
+        assert v2.delete(manifest_path("root/young", "gone")).status_code == 202
+        # The server's own setting is 0 hours; an hour asked for keeps this minute's garbage,
+        # and a grace longer than anything has lived keeps everything (no overflow).
+        for hours in (1, 1e300):
+            kept = expect(gc_api.call("POST", "/v1/gc", admin, json={"grace_hours": hours}), 200)
+            assert kept["blobs_deleted"] == 0 and kept["manifests_deleted"] == 0
+        expect(
+            gc_api.call("POST", "/v1/gc", admin, json={"grace_hours": -1}), 400, "INVALID_REQUEST"
+        )
+        swept = expect(gc_api.call("POST", "/v1/gc", admin, json={"grace_hours": 0}), 200)
+        assert swept["manifests_deleted"] == 1 and swept["blobs_deleted"] >= 1
+        for digest in gone.blobs:
+            assert v2.head(blob_path("root/young", digest)).status_code == 404

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 # phase, done, total: for progress bars
 Progress = Callable[[str, int, int], None]
+# Nothing stored is older than this (114 years); a longer grace means the same, and
+# datetime arithmetic overflows long before a float of hours does.
+MAX_GRACE_HOURS = 1_000_000.0
+
+
+def grace_period(hours: float) -> timedelta:
+    return timedelta(hours=min(hours, MAX_GRACE_HOURS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ def options_from(
     dry_run: bool = False,
 ) -> GcOptions:
     return GcOptions(
-        grace=timedelta(hours=grace_hours),
+        grace=grace_period(grace_hours),
         delete_untagged=delete_untagged,
         history_window=timedelta(days=history_days),
         upload_max_age=timedelta(hours=upload_max_age_hours),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from cargohold.core.gc import GcBusy, GcOptions, collect
+from cargohold.core.gc import GcBusy, GcOptions, collect, grace_period
 from cargohold.http.api.deps import (
     AUTH_RESPONSES,
     Caller,
@@ -26,6 +26,12 @@ class GcRequest(BaseModel):
     dry_run: bool = Field(False, description="report what would go; remove nothing")
     delete_untagged: bool | None = Field(
         None, description="also remove manifests nothing names (default: the server setting)"
+    )
+    grace_hours: float | None = Field(
+        None,
+        ge=0,
+        description="keep unreferenced content younger than this (default: the server "
+        "setting); lower it only when no push is slower than that",
     )
 
 
@@ -67,6 +73,8 @@ def run_gc(request: Request, caller: Caller, registry: RegistryDep, body: GcRequ
     options = dataclasses.replace(_defaults(request), dry_run=body.dry_run)
     if body.delete_untagged is not None:
         options = dataclasses.replace(options, delete_untagged=body.delete_untagged)
+    if body.grace_hours is not None:
+        options = dataclasses.replace(options, grace=grace_period(body.grace_hours))
     try:
         report = collect(registry.meta, registry.blob_store, options, "api")
     except GcBusy as exc:
