@@ -227,7 +227,7 @@ def test_push_to_cncf_distribution(source: Source, tmp_path: Path) -> None:
             trigger="event",
             replicate_deletes=True,
         )
-        run = source.wait(source.store.enqueue(rule.id, "manual").id)
+        run = source.wait(source.store.enqueue(rule.id, "manual").id, timeout=90)
         assert (run.state, run.manifests) == (SUCCEEDED, 5), source.store.tasks(run.id)
         auth = ("pusher", "pw-distribution")
         # A client pulls the multi-arch image by digest from Distribution, every platform.
