@@ -151,7 +151,7 @@ def test_gc_asks_a_running_server_to_collect(tmp_path: Path) -> None:
     assert report["dry_run"] is True and report["blobs_deleted"] == len(unique)
     assert "blobs deleted" in real.stdout and f"{report['bytes_freed']:,}" in real.stdout
     assert [r["trigger"] for r in runs[:2]] == ["api", "api"]
-    assert not (elsewhere / "registry.db").exists() and not list(elsewhere.iterdir())
+    assert not list(elsewhere.iterdir())  # the command opened no stores where it ran
     assert wrong.returncode == 1 and "CARGOHOLD_PASSWORD" in wrong.stderr
     assert nobody.returncode == 2 and "--username" in nobody.stderr
     assert no_password.returncode == 1 and "set CARGOHOLD_PASSWORD" in no_password.stderr

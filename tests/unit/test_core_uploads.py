@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cargohold.core.registry import Registry
+from cargohold.core.uploads import UploadStatus
 from cargohold.errors import (
     BlobUnknown,
     BlobUploadUnknown,
@@ -131,6 +132,13 @@ def test_upload_is_bound_to_its_repository(workers: tuple[Registry, Registry]) -
         one.uploads.status("owner/repo", status.upload_id)
 
 
+async def started_upload(registry: Registry, data: bytes) -> UploadStatus:
+    """An upload in repository "r" that holds `data`."""
+    status = registry.uploads.start("r")
+    await registry.uploads.append("r", status.upload_id, stream(data), 0)
+    return status
+
+
 def test_finish_refuses_while_another_request_appends(
     workers: tuple[Registry, Registry],
 ) -> None:
@@ -138,8 +146,7 @@ def test_finish_refuses_while_another_request_appends(
     data = b"payload"
 
     async def scenario() -> None:
-        status = one.uploads.start("r")
-        await one.uploads.append("r", status.upload_id, stream(data), 0)
+        status = await started_upload(one, data)
         # Another request is mid-append: the closing PUT must not commit under it.
         with (
             one.blob_store.open_upload(status.upload_id, len(data)),
@@ -158,8 +165,7 @@ def test_a_request_waits_for_one_that_lets_go_in_moments(
     data = b"payload"
 
     async def scenario() -> None:
-        status = one.uploads.start("r")
-        await one.uploads.append("r", status.upload_id, stream(data), 0)
+        status = await started_upload(one, data)
         # A request ending (a broken one closing its file, say) holds the upload briefly.
         holder = one.blob_store.open_upload(status.upload_id, len(data))
         asyncio.get_running_loop().call_later(0.2, holder.close)
