@@ -49,13 +49,15 @@ def sample_usage(stores: Stores, day: date | None = None) -> int:
     """Every repository's storage usage as the sample of `day` (today, UTC), unless this
     or another replica sampled that day already; how many repositories were sampled."""
     from cargohold.storage.meta.sql_usage_samples import UsageSampleStore, today
+    from cargohold.storage.meta.sqlbase import now
 
     samples = UsageSampleStore(stores.engine)
     day = day or today()
     if samples.sampled_on(day):
         return 0
+    read_at = now()  # before reading: what changes after it is not in these numbers
     records = stores.meta.repository_usage()
-    return samples.record(records, day) if records else 0  # no write for an empty registry
+    return samples.record(records, day, read_at) if records else 0  # no write for an empty registry
 
 
 def _sample_loop(settings: Settings, stop: threading.Event) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ from tests.scan.test_scan_on_push import wait_for
 from cargohold.config import Settings
 from cargohold.gc_schedule import sample_usage
 from cargohold.storage.meta.base import UsageRecord
+from cargohold.storage.meta.schema import upgrade
 from cargohold.storage.meta.sql_usage_samples import UsageSampleStore, today
 from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.stores import open_stores
@@ -38,21 +39,49 @@ def _history(url: str, auth: tuple[str, str], **params: object) -> httpx.Respons
 
 def test_the_sampler_records_each_repository_once_a_day(registry: UiRegistry):
     stores = open_stores(Settings(data_dir=registry.data_dir))
+    past = today() - timedelta(days=200)  # one the sampler never takes, off the charts (90 days)
     try:
-        taken = sample_usage(stores)  # 0 if the server's own sampler was first today
+        sample_usage(stores)  # 0 if the server's own sampler was first today
         assert sample_usage(stores) == 0  # once a day
-        usage = stores.meta.repository_usage(repository=REPO)[0]
+        # Scans of the fixture's images may still be adding SBOMs: the sample is what
+        # the repository held at some moment between these two readings.
+        before = stores.meta.repository_usage(repository=REPO)[0]
+        assert sample_usage(stores, past) >= 1
+        after = stores.meta.repository_usage(repository=REPO)[0]
+        assert sample_usage(stores, past) == 0
     finally:
         stores.close()
-    history = _history(registry.url, ADMIN, days=7)
+    history = _history(registry.url, ADMIN, days=400)
     assert history.status_code == 200, history.text
     body = history.json()
     assert body["until"] == today().isoformat()
     series = {line["repository"]: line["samples"] for line in body["repositories"]}
     assert series[REPO][-1]["day"] == today().isoformat()
     assert series[REPO][-1]["stored_bytes"] > 0
-    if taken:
-        assert series[REPO][-1]["stored_bytes"] == usage.stored_bytes
+    sampled = {point["day"]: point["stored_bytes"] for point in series[REPO]}
+    assert before.stored_bytes <= sampled[past.isoformat()] <= after.stored_bytes
+
+
+def test_a_later_reading_wins_over_an_earlier_one_written_last(tmp_path: Path):
+    """Two replicas sample the same day at once: the one that read the usage last keeps
+    its numbers, even when the other one's write lands after it."""
+    engine = create_sql_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    upgrade(engine)
+    samples = UsageSampleStore(engine)
+    try:
+        day = today()
+
+        def stored() -> list[int]:
+            return [sample.stored_bytes for sample in samples.series(day, repository=REPO)]
+
+        early = datetime.now(UTC) - timedelta(seconds=5)
+        samples.record([UsageRecord(REPO, stored_bytes=2_000)], day)
+        samples.record([UsageRecord(REPO, stored_bytes=1_000)], day, read_at=early)
+        assert stored() == [2_000]
+        samples.record([UsageRecord(REPO, stored_bytes=3_000)], day)
+        assert stored() == [3_000]
+    finally:
+        samples.close()
 
 
 def test_who_may_read_the_history(registry: UiRegistry):

@@ -1,7 +1,8 @@
 """Storage usage over time: one sample per repository per day (table usage_samples).
 
 The serving process samples every repository's usage once a day (gc_schedule.py); the
-last sample of a day wins, so replicas sampling at once write the same rows. Samples of
+latest reading of a day wins, so replicas sampling at once keep the newest numbers
+whichever of them writes last. Samples of
 deleted repositories stay: the chart shows when their storage went away.
 """
 
@@ -36,10 +37,13 @@ def today() -> date:
 
 
 class UsageSampleStore(SqlBase):
-    def record(self, records: Iterable[UsageRecord], day: date) -> int:
-        """Store the day's sample of each repository (replacing one taken earlier that
-        day); samples older than KEPT_DAYS go. How many were stored."""
-        at = now()
+    def record(
+        self, records: Iterable[UsageRecord], day: date, read_at: datetime | None = None
+    ) -> int:
+        """Store the day's sample of each repository, read at `read_at` (now, if not
+        given), replacing one read earlier that day; samples older than KEPT_DAYS go.
+        How many were offered."""
+        at = read_at or now()
         rows = [
             {
                 "repository": record.name,
@@ -57,8 +61,13 @@ class UsageSampleStore(SqlBase):
             for row in rows:
                 insert = self._insert(t).values(**row)
                 changed = {k: v for k, v in row.items() if k not in ("repository", "day")}
+                # A replica that read earlier but writes later must not put older
+                # numbers over newer ones.
+                newer = t.c.sampled_at <= insert.excluded.sampled_at
                 conn.execute(
-                    insert.on_conflict_do_update(index_elements=["repository", "day"], set_=changed)
+                    insert.on_conflict_do_update(
+                        index_elements=["repository", "day"], set_=changed, where=newer
+                    )
                 )
         return len(rows)
 
