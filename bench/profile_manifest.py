@@ -1,7 +1,8 @@
-"""Profile cargohold's manifest GET by tag under load (py-spy), for bench/PROFILE.md.
+"""Profile cargohold's manifest GET by tag, or small image pushes, under load (py-spy).
 
 Starts cargohold (embedded, same flags and logging as bench/run.py) on loopback, pushes one
-small image, then runs wrk against GET /v2/bench/image/manifests/latest while py-spy
+small image, then runs wrk against GET /v2/bench/image/manifests/latest (or, with
+`--workload push`, pushes small images with 8 clients as the bench does) while py-spy
 samples every cargohold process (`--subprocesses`, `--nonblocking` so the workers are not
 paused, `--gil`: only the thread holding the GIL, i.e. Python actually running — without it
 the idle threads of the thread pools, waiting in Condition.wait, swamp the profile).
@@ -11,7 +12,7 @@ keeps (`--out`) for a flame graph (speedscope.app or flamegraph.pl read them).
 
     .venv/bin/pip install py-spy          # one-off, not a project dependency
     .venv/bin/python bench/profile_manifest.py [--seconds 20] [--connections 32]
-        [--workers N] [--out /tmp/cargohold-profile]
+        [--workers N] [--out /tmp/cargohold-profile] [--workload push --images 600]
 
 py-spy needs ptrace rights over the server (root, or kernel.yama.ptrace_scope=0).
 """
@@ -23,6 +24,7 @@ import asyncio
 import collections
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -121,6 +123,21 @@ def summarize(stacks: list[tuple[list[str], int]], requests: int, rate: int, top
     return "\n".join(out)
 
 
+def push_load(base: str, images: int, prefix: str = "profile") -> tuple[int, str]:
+    """The bench's small image pushes: 8 clients, 3 layers of 2 KiB + config + manifest."""
+    clients, layers = 8, 3
+    seeds = [f"{prefix}-{i:05d}" for i in range(images)]
+    repos = [f"bench/small{k}" for k in range(clients)]
+
+    async def run() -> float:
+        async with ops.new_client(base) as client:
+            return await ops.push_small_images(client, repos, seeds, clients, layers, 2048)
+
+    secs = asyncio.run(run())
+    requests = images * (2 * (layers + 1) + 1)
+    return requests, f"{images} images in {secs:.1f} s = {images / secs:.1f} images/s"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=20)
@@ -130,6 +147,8 @@ def main() -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "cargohold-profile"))
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
+    p.add_argument("--workload", choices=("manifest-get", "push"), default="manifest-get")
+    p.add_argument("--images", type=int, default=600, help="small images pushed (push)")
     a = p.parse_args()
     if not Path(PY_SPY).exists():
         sys.exit("py-spy not found: .venv/bin/pip install py-spy")
@@ -148,6 +167,8 @@ def main() -> int:
 
         asyncio.run(push())
         # warm up (imports, caches, connection pools) before sampling
+        if a.workload == "push":
+            push_load(server.base, 40, prefix="warm-up")
         wrkload.run_loop(
             True,
             url=server.base + "/v2/bench/image/manifests/latest",
@@ -157,7 +178,7 @@ def main() -> int:
             seconds=2,
             max_requests=10**7,
         )
-        raw = out / "manifest-get.raw.txt"
+        raw = out / f"{a.workload}.raw.txt"
         spy_cmd = [
             PY_SPY,
             "record",
@@ -169,7 +190,7 @@ def main() -> int:
             "--rate",
             str(a.rate),
             "--duration",
-            str(a.seconds + 2),
+            str(a.seconds + 2 if a.workload == "manifest-get" else 3600),
         ]
         spy = subprocess.Popen(
             [*spy_cmd, "--format", "raw", "--output", str(raw)],
@@ -178,10 +199,11 @@ def main() -> int:
             text=True,
         )
         time.sleep(1.0)  # py-spy attaches
-        result: dict = {}
 
-        def load() -> None:
-            result["r"] = wrkload.run_loop(
+        def load() -> tuple[int, str]:
+            if a.workload == "push":
+                return push_load(server.base, a.images)
+            res = wrkload.run_loop(
                 True,
                 url=server.base + "/v2/bench/image/manifests/latest",
                 method="GET",
@@ -190,23 +212,26 @@ def main() -> int:
                 seconds=a.seconds,
                 max_requests=10**7,
             )
+            return res.requests, (
+                f"wrk c={a.connections} {a.seconds}s: {res.rps:,.0f} req/s, p50 "
+                f"{res.p50_ms:.2f} ms, p99 {res.p99_ms:.2f} ms, {res.requests} requests, "
+                f"{res.errors} errors"
+            )
 
         cpu0 = servers.tree_cpu_seconds(server.proc.pid)
-        load()
+        requests, described = load()
         cpu = servers.tree_cpu_seconds(server.proc.pid) - cpu0
+        spy.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
         _, err = spy.communicate(timeout=a.seconds + 60)
-        if spy.returncode != 0:
+        if spy.returncode not in (0, -signal.SIGINT):
             print(err[-2000:], file=sys.stderr)
-        res = result["r"]
         print(
-            f"wrk c={a.connections} {a.seconds}s: {res.rps:,.0f} req/s, p50 {res.p50_ms:.2f} ms, "
-            f"p99 {res.p99_ms:.2f} ms, {res.requests} requests, {res.errors} errors; "
-            f"server CPU {cpu:.1f} s = {cpu / max(res.requests, 1) * 1e6:.0f} µs per request "
-            "(/proc, all cargohold processes)"
+            f"{described}; server CPU {cpu:.1f} s = {cpu / max(requests, 1) * 1e6:.0f} µs per "
+            "request (/proc, all cargohold processes)"
         )
-        report = summarize(parse_raw(raw), res.requests, a.rate, a.top)
+        report = summarize(parse_raw(raw), requests, a.rate, a.top)
         print(report)
-        (out / "manifest-get.summary.txt").write_text(report + "\n")
+        (out / f"{a.workload}.summary.txt").write_text(report + "\n")
         print(f"\nstacks: {raw}  (flame graph: flamegraph.pl or speedscope.app on it)")
     finally:
         server.stop()
