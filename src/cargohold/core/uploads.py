@@ -193,7 +193,11 @@ class UploadService:
         start: int | None,
     ) -> str:
         """finish() for a closing chunk already in memory, in one worker thread."""
-        record, offset = self._accept_chunk(repository, upload_id, start, len(data), str(expected))
+        # The quota is checked once, by the commit: the early check only spares storing
+        # bytes that would be refused, and these few are in memory already.
+        record, offset = self._accept_chunk(
+            repository, upload_id, start, len(data), str(expected), check_quota=False
+        )
         size = offset + len(data)
         writer = self._open(upload_id, offset)
         try:
@@ -293,6 +297,7 @@ class UploadService:
         start: int | None,
         length: int | None,
         digest: str | None,
+        check_quota: bool = True,
     ) -> tuple[UploadRecord, int]:
         """The session and its size, if a chunk starting at `start` (Content-Range) and
         announcing `length` bytes may be appended: it must start where the upload ends, and
@@ -306,7 +311,8 @@ class UploadService:
             )
         if length is not None:
             self._refuse_too_large(upload_id, offset + length)
-            self._refuse_over_quota(repository, upload_id, offset + length, digest)
+            if check_quota:
+                self._refuse_over_quota(repository, upload_id, offset + length, digest)
         return record, offset
 
     def _session_and_size(self, repository: str, upload_id: str) -> tuple[UploadRecord, int]:

@@ -127,9 +127,13 @@ def event_values(
     }
 
 
+# Built once: appended in every push's transaction (see SqlBase._prepared).
+_INSERT_EVENT = m.events.insert()
+
+
 def record_in(conn: Connection, type: str, repository: str | None = None, **fields: Any) -> int:
     """Append an event inside the caller's transaction; its id."""
-    result = conn.execute(m.events.insert().values(**event_values(type, repository, **fields)))
+    result = conn.execute(_INSERT_EVENT, event_values(type, repository, **fields))
     return int(result.inserted_primary_key[0])
 
 

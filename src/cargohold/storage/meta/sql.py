@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, bindparam, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import ManifestBlobUnknown, ManifestUnknown, QuotaExceeded
@@ -27,6 +27,17 @@ from cargohold.storage.meta.sqlbase import create_sql_engine
 from cargohold.storage.meta.sqlbase import now as _now
 
 __all__ = ["SqlMetadataStore", "create_sql_engine"]
+
+
+def _manifest_id_query() -> Any:
+    return select(m.manifests.c.id).where(
+        m.manifests.c.repository_id == bindparam("repository_id"),
+        m.manifests.c.digest == bindparam("digest"),
+    )
+
+
+def _repository_id_by_name() -> Any:
+    return select(m.repositories.c.id).where(m.repositories.c.name == bindparam("name"))
 
 
 class SqlMetadataStore(SqlRetention):
@@ -80,9 +91,8 @@ class SqlMetadataStore(SqlRetention):
             ev.record_in(conn, ev.QUOTA_EXCEEDED, repository, digest=digest, data=data)
 
     def _ensure_repository(self, conn: Connection, name: str) -> int:
-        repo_id = conn.execute(
-            select(m.repositories.c.id).where(m.repositories.c.name == name)
-        ).scalar()
+        by_name = self._prepared("repository id", _repository_id_by_name)
+        repo_id = conn.execute(by_name, {"name": name}).scalar()
         if repo_id is not None:
             return int(repo_id)
         conn.execute(
@@ -90,11 +100,7 @@ class SqlMetadataStore(SqlRetention):
             .values(name=name, created_at=_now())
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        return int(
-            conn.execute(
-                select(m.repositories.c.id).where(m.repositories.c.name == name)
-            ).scalar_one()
-        )
+        return int(conn.execute(by_name, {"name": name}).scalar_one())
 
     @staticmethod
     def _repository_id(conn: Connection, name: str) -> int | None:
@@ -147,18 +153,30 @@ class SqlMetadataStore(SqlRetention):
     def _link(self, conn: Connection, repository: str, digest: str, size: int) -> None:
         now = _now()
         repo_id = self._ensure_repository(conn, repository)
-        conn.execute(
-            self._insert(m.blobs)
-            .values(digest=digest, size=size, created_at=now)
-            .on_conflict_do_nothing(index_elements=["digest"])
+        blob = self._prepared(
+            "insert blob",
+            lambda: self._insert(m.blobs).on_conflict_do_nothing(index_elements=["digest"]),
         )
+        conn.execute(blob, {"digest": digest, "size": size, "created_at": now})
         conn.execute(
-            self._insert(m.repository_blobs)
-            .values(repository_id=repo_id, digest=digest, created_at=now)
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            self._prepared("insert repository blob", self._insert_repository_blob),
+            {"repository_id": repo_id, "digest": digest, "created_at": now},
         )
 
-    def _visible_blobs_query(self, repository: str) -> Any:
+    def _insert_manifest(self) -> Any:
+        return self._insert(m.manifests).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]
+        )
+
+    def _insert_ignoring(self, table: Any) -> Callable[[], Any]:
+        return lambda: self._insert(table).on_conflict_do_nothing()
+
+    def _insert_repository_blob(self) -> Any:
+        return self._insert(m.repository_blobs).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]
+        )
+
+    def _visible_blobs_query(self, repository: Any) -> Any:
         return (
             select(m.blobs.c.digest, m.blobs.c.size)
             .join(m.repository_blobs, m.repository_blobs.c.digest == m.blobs.c.digest)
@@ -167,18 +185,29 @@ class SqlMetadataStore(SqlRetention):
         )
 
     def blob_size(self, repository: str, digest: str) -> int | None:
-        query = self._visible_blobs_query(repository).where(m.blobs.c.digest == digest)
+        query = self._prepared(
+            "blob size",
+            lambda: self._visible_blobs_query(bindparam("repository")).where(
+                m.blobs.c.digest == bindparam("digest")
+            ),
+        )
         with self._read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query, {"repository": repository, "digest": digest}).first()
         return None if row is None else int(row.size)
 
     def blob_sizes(self, repository: str, digests: Iterable[str]) -> dict[str, int]:
         wanted = list(set(digests))
         if not wanted:
             return {}
-        query = self._visible_blobs_query(repository).where(m.blobs.c.digest.in_(wanted))
+        query = self._prepared(
+            "blob sizes",
+            lambda: self._visible_blobs_query(bindparam("repository")).where(
+                m.blobs.c.digest.in_(bindparam("digests", expanding=True))
+            ),
+        )
         with self._read() as conn:
-            return {row.digest: int(row.size) for row in conn.execute(query)}
+            rows = conn.execute(query, {"repository": repository, "digests": wanted})
+            return {row.digest: int(row.size) for row in rows}
 
     def unlink_blob(self, repository: str, digest: str) -> bool:
         table = m.repository_blobs
@@ -228,47 +257,55 @@ class SqlMetadataStore(SqlRetention):
         repo_id = self._ensure_repository(conn, repository)
         # Serializes with garbage collection's sweep of this repository (see sql_gc.py).
         self._lock_repository(conn, repo_id)
-        id_query = select(m.manifests.c.id).where(
-            m.manifests.c.repository_id == repo_id, m.manifests.c.digest == manifest.digest
-        )
-        manifest_id = conn.execute(id_query).scalar()
+        ids = {"repository_id": repo_id, "digest": manifest.digest}
+        id_query = self._prepared("manifest id", _manifest_id_query)
+        manifest_id = conn.execute(id_query, ids).scalar()
         if manifest_id is None:
-            conn.execute(
-                self._insert(m.manifests)
-                .values(
-                    repository_id=repo_id,
-                    digest=manifest.digest,
-                    media_type=manifest.media_type,
-                    size=manifest.size,
-                    content=manifest.content,
-                    artifact_type=manifest.artifact_type,
-                    subject_digest=manifest.subject,
-                    annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
-            manifest_id = conn.execute(id_query).scalar_one()
+            values = {
+                **ids,
+                "media_type": manifest.media_type,
+                "size": manifest.size,
+                "content": manifest.content,
+                "artifact_type": manifest.artifact_type,
+                "subject_digest": manifest.subject,
+                "annotations": json.dumps(manifest.annotations) if manifest.annotations else None,
+                "created_at": now,
+            }
+            conn.execute(self._prepared("insert manifest", self._insert_manifest), values)
+            manifest_id = conn.execute(id_query, ids).scalar_one()
             blob_rows = [{"manifest_id": manifest_id, "digest": d} for d in set(blob_digests)]
             if blob_rows:
-                conn.execute(self._insert(m.manifest_blobs).on_conflict_do_nothing(), blob_rows)
+                conn.execute(
+                    self._prepared(
+                        "insert manifest blobs", self._insert_ignoring(m.manifest_blobs)
+                    ),
+                    blob_rows,
+                )
                 # The core saw these blobs in the repository; a collection that unlinked one
                 # since then is undone here, in the transaction that makes it referenced.
                 links = [
                     {"repository_id": repo_id, "digest": d, "created_at": now}
                     for d in set(blob_digests)
                 ]
-                conn.execute(self._insert(m.repository_blobs).on_conflict_do_nothing(), links)
+                conn.execute(
+                    self._prepared("insert repository blob", self._insert_repository_blob), links
+                )
             child_rows = [
                 {"manifest_id": manifest_id, "child_digest": d} for d in set(child_digests)
             ]
             if child_rows:
-                conn.execute(self._insert(m.manifest_children).on_conflict_do_nothing(), child_rows)
+                conn.execute(
+                    self._prepared(
+                        "insert manifest children", self._insert_ignoring(m.manifest_children)
+                    ),
+                    child_rows,
+                )
             if self.scan_on_push and is_scannable(
                 manifest.media_type, manifest.artifact_type, manifest.subject
             ):
                 conn.execute(
-                    m.scan_jobs.insert().values(**job_values(repository, manifest.digest, PUSH))
+                    self._prepared("insert scan job", m.scan_jobs.insert),
+                    job_values(repository, manifest.digest, PUSH),
                 )
             if self.record_events:
                 _log_push(conn, repository, manifest, list(tags), origin)
@@ -458,27 +495,34 @@ class SqlMetadataStore(SqlRetention):
 
     # -- upload sessions
     def create_upload(self, record: UploadRecord) -> None:
+        values = {
+            "id": record.upload_id,
+            "repository": record.repository,
+            "algorithm": record.algorithm,
+            "created_at": record.created_at,
+        }
         with self._write(durable=False) as conn:
-            conn.execute(
-                m.uploads.insert().values(
-                    id=record.upload_id,
-                    repository=record.repository,
-                    algorithm=record.algorithm,
-                    created_at=record.created_at,
-                )
-            )
+            conn.execute(self._prepared("insert upload", m.uploads.insert), values)
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
+        query = self._prepared(
+            "upload", lambda: select(m.uploads).where(m.uploads.c.id == bindparam("id"))
+        )
         with self._read() as conn:
-            row = conn.execute(select(m.uploads).where(m.uploads.c.id == upload_id)).first()
+            row = conn.execute(query, {"id": upload_id}).first()
         if row is None:
             return None
         return UploadRecord(row.id, row.repository, row.algorithm, row.created_at)
 
     def delete_upload(self, upload_id: str) -> bool:
         with self._write(durable=False) as conn:
-            result = conn.execute(delete(m.uploads).where(m.uploads.c.id == upload_id))
-            return bool(result.rowcount)
+            return self._delete_upload(conn, upload_id)
+
+    def _delete_upload(self, conn: Connection, upload_id: str) -> bool:
+        statement = self._prepared(
+            "delete upload", lambda: delete(m.uploads).where(m.uploads.c.id == bindparam("id"))
+        )
+        return bool(conn.execute(statement, {"id": upload_id}).rowcount)
 
     def count_uploads(self) -> int:
         with self._read() as conn:

@@ -85,7 +85,7 @@ class SqlGarbage(SqlUsage, SqlVersioning):
                     raise
             self._link(conn, repository, digest, size)
             if finished_upload is not None:
-                conn.execute(delete(m.uploads).where(m.uploads.c.id == finished_upload))
+                self._delete_upload(conn, finished_upload)
 
     @staticmethod
     def _discard_unrecorded(

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     case,
     delete,
     exists,
@@ -106,12 +107,13 @@ class SqlUsage(SqlBase):
         return [_quota(row) for row in rows]
 
     # -- enforcement
-    @staticmethod
-    def _quota_limit(conn: Connection, namespace: str) -> int | None:
+    def _quota_limit(self, conn: Connection, namespace: str) -> int | None:
         table = m.namespace_quotas
-        value = conn.execute(
-            select(table.c.limit_bytes).where(table.c.namespace == namespace)
-        ).scalar()
+        query = self._prepared(
+            "quota limit",
+            lambda: select(table.c.limit_bytes).where(table.c.namespace == bindparam("ns")),
+        )
+        value = conn.execute(query, {"ns": namespace}).scalar()
         return None if value is None else int(value)
 
     def _linked_in_namespace(self, conn: Connection, namespace: str, digest: str) -> bool:

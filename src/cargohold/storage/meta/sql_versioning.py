@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from cargohold.errors import Conflict, TagImmutable
@@ -51,26 +51,34 @@ class SqlVersioning(SqlBase):
                 select(m.repositories.c.id).where(m.repositories.c.id == repo_id).with_for_update()
             )
 
-    @staticmethod
-    def _current_tags(conn: Connection, repo_id: int, tags: list[str]) -> dict[str, str]:
+    def _current_tags(self, conn: Connection, repo_id: int, tags: list[str]) -> dict[str, str]:
         """tag -> digest it names now, for those of `tags` that exist."""
         if not tags:
             return {}
-        rows = conn.execute(
-            select(m.tags.c.name, m.manifests.c.digest)
-            .join(m.manifests, m.manifests.c.id == m.tags.c.manifest_id)
-            .where(m.tags.c.repository_id == repo_id, m.tags.c.name.in_(tags))
+        query = self._prepared(
+            "current tags",
+            lambda: (
+                select(m.tags.c.name, m.manifests.c.digest)
+                .join(m.manifests, m.manifests.c.id == m.tags.c.manifest_id)
+                .where(
+                    m.tags.c.repository_id == bindparam("repository_id"),
+                    m.tags.c.name.in_(bindparam("tags", expanding=True)),
+                )
+            ),
         )
+        rows = conn.execute(query, {"repository_id": repo_id, "tags": tags})
         return {row.name: row.digest for row in rows}
 
-    @staticmethod
-    def _rules_in(conn: Connection, namespace: str) -> list[ImmutableRule]:
-        rows = conn.execute(
-            select(m.immutable_tag_rules)
-            .where(m.immutable_tag_rules.c.namespace == namespace)
-            .order_by(m.immutable_tag_rules.c.id)
+    def _rules_in(self, conn: Connection, namespace: str) -> list[ImmutableRule]:
+        query = self._prepared(
+            "immutable rules",
+            lambda: (
+                select(m.immutable_tag_rules)
+                .where(m.immutable_tag_rules.c.namespace == bindparam("namespace"))
+                .order_by(m.immutable_tag_rules.c.id)
+            ),
         )
-        return [_rule(row) for row in rows]
+        return [_rule(row) for row in conn.execute(query, {"namespace": namespace})]
 
     def _refuse_protected(
         self, conn: Connection, repository: str, tags: list[str], doing: str
@@ -87,6 +95,16 @@ class SqlVersioning(SqlBase):
                         "admin to remove the rule",
                         detail={"tag": tag, "rule": rule.id, "pattern": rule.pattern},
                     )
+
+    def _upsert_tag(self) -> Any:
+        statement = self._insert(m.tags)
+        return statement.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={
+                "manifest_id": statement.excluded.manifest_id,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
 
     def _set_tags(
         self,
@@ -109,20 +127,20 @@ class SqlVersioning(SqlBase):
             old = current.get(tag)
             if old == digest:
                 continue
-            statement = self._insert(m.tags).values(
-                repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now
-            )
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": now},
-                )
+                self._prepared("upsert tag", self._upsert_tag),
+                {
+                    "repository_id": repo_id,
+                    "name": tag,
+                    "manifest_id": manifest_id,
+                    "updated_at": now,
+                },
             )
             events.append(
                 _event_row(repo_id, tag, "moved" if old else "created", old, digest, origin, now)
             )
         if events:
-            conn.execute(m.tag_events.insert(), events)
+            conn.execute(self._prepared("insert tag events", m.tag_events.insert), events)
             if self.record_events:
                 _log_tag_changes(conn, repository, events)
         return events

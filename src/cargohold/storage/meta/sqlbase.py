@@ -53,6 +53,18 @@ class SqlBase:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._wal = _wal_path(engine) if self._sqlite else None
+        self._statements: dict[str, Any] = {}
+
+    def _prepared(self, key: str, build: Callable[[], Any]) -> Any:
+        """The statement `build` makes (with bindparam()s), built once per store.
+
+        On the hot paths (pushes, pulls) building a statement and computing its cache
+        key cost SQLAlchemy twice as much as running it on SQLite (45 µs against 14); a
+        statement kept and executed with parameters pays only the run."""
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
 
     @property
     def engine(self) -> Engine:
