@@ -83,14 +83,15 @@ def test_scheduled_collection_runs_while_serving(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             while time.monotonic() < deadline:
                 statuses = {http.head(f"/v2/team/app/blobs/{d}").status_code for d in unique}
-                if statuses == {404}:
+                # The run is recorded when it ends, moments after its blobs went.
+                metrics = http.get("/metrics").text
+                if statuses == {404} and "cargohold_gc_last_run_timestamp_seconds" in metrics:
                     break
                 time.sleep(0.5)
             assert statuses == {404}, "the schedule never collected the deleted image's blobs"
-            metrics = http.get("/metrics").text
+            assert "cargohold_gc_last_run_timestamp_seconds" in metrics, "no run was recorded"
     finally:
         server.stop()
-    assert "cargohold_gc_last_run_timestamp_seconds" in metrics
     stores = open_stores(Settings(data_dir=tmp_path / "data"))
     try:
         assert stores.meta.gc_runs(1)[0]["trigger"] == "schedule"
