@@ -36,10 +36,6 @@ def _manifest_id_query() -> Any:
     )
 
 
-def _repository_id_by_name() -> Any:
-    return select(m.repositories.c.id).where(m.repositories.c.name == bindparam("name"))
-
-
 class SqlMetadataStore(SqlRetention):
     # When set, every newly stored container image or index gets a scan job, queued in
     # the transaction that stores it (so no acknowledged push misses its scan).
@@ -91,23 +87,17 @@ class SqlMetadataStore(SqlRetention):
             ev.record_in(conn, ev.QUOTA_EXCEEDED, repository, digest=digest, data=data)
 
     def _ensure_repository(self, conn: Connection, name: str) -> int:
-        by_name = self._prepared("repository id", _repository_id_by_name)
-        repo_id = conn.execute(by_name, {"name": name}).scalar()
+        repo_id = self._repository_id(conn, name)
         if repo_id is not None:
-            return int(repo_id)
+            return repo_id
         conn.execute(
             self._insert(m.repositories)
             .values(name=name, created_at=_now())
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        return int(conn.execute(by_name, {"name": name}).scalar_one())
-
-    @staticmethod
-    def _repository_id(conn: Connection, name: str) -> int | None:
-        value = conn.execute(
-            select(m.repositories.c.id).where(m.repositories.c.name == name)
-        ).scalar()
-        return None if value is None else int(value)
+        repo_id = self._repository_id(conn, name)
+        assert repo_id is not None  # inserted above, or by a concurrent push
+        return repo_id
 
     @staticmethod
     def _first_column(conn: Connection, query: Any) -> list[Any]:

@@ -126,10 +126,7 @@ class SqlGarbage(SqlUsage, SqlVersioning):
 
     def _repository_id_or_none(self, name: str) -> int | None:
         with self._read() as conn:
-            value = conn.execute(
-                select(m.repositories.c.id).where(m.repositories.c.name == name)
-            ).scalar()
-        return None if value is None else int(value)
+            return self._repository_id(conn, name)
 
     # -- the snapshot marking reads
     def gc_graph(self, history_since: datetime) -> GcGraph:

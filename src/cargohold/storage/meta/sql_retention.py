@@ -148,9 +148,7 @@ class SqlRetention(SqlGarbage):
         self, repository: str, tag: str, digest: str, pushed_at: datetime, origin: ChangeOrigin
     ) -> bool:
         with self._write() as conn:
-            repo_id = conn.execute(
-                select(m.repositories.c.id).where(m.repositories.c.name == repository)
-            ).scalar()
+            repo_id = self._repository_id(conn, repository)
             if repo_id is None:
                 return False
             self._lock_repository(conn, repo_id)

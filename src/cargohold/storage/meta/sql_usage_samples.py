@@ -2,8 +2,8 @@
 
 The serving process samples every repository's usage once a day (gc_schedule.py); the
 latest reading of a day wins, so replicas sampling at once keep the newest numbers
-whichever of them writes last. Samples of
-deleted repositories stay: the chart shows when their storage went away.
+whichever of them writes last. Samples of deleted repositories stay: the chart shows
+when their storage went away.
 """
 
 from __future__ import annotations

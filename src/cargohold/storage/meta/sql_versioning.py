@@ -43,7 +43,15 @@ class SqlVersioning(SqlBase):
     # event log (cargohold.events) in the change's own transaction.
     record_events = False
 
-    # -- used inside write transactions
+    # -- used inside transactions
+    def _repository_id(self, conn: Connection, name: str) -> int | None:
+        query = self._prepared(
+            "repository id",
+            lambda: select(m.repositories.c.id).where(m.repositories.c.name == bindparam("name")),
+        )
+        value = conn.execute(query, {"name": name}).scalar()
+        return None if value is None else int(value)
+
     def _lock_repository(self, conn: Connection, repo_id: int) -> None:
         """Serialize tag changes per repository (SQLite's BEGIN IMMEDIATE already does)."""
         if not self._sqlite:
