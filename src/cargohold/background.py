@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cargohold.storage.failures import storage_failure
+from cargohold.storage.failures import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,4 @@ def supervise(name: str, opener: Opener, poll_seconds: float, stop: threading.Ev
 
 
 def _log_failure(exc: Exception, message: str, name: str) -> None:
-    # A full disk or a database that is away is the operator's to fix, and the log says
-    # which; a traceback is for what the code did not expect.
-    known = storage_failure(exc)
-    if known is not None:
-        log.warning(message + ": %s", name, known.message)
-    else:
-        log.exception(message, name)
+    log_failure(log, exc, message, name)

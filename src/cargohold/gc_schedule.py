@@ -25,6 +25,15 @@ from cargohold.stores import Stores, open_stores
 
 log = logging.getLogger(__name__)
 
+
+def _log_failure(exc: Exception, message: str) -> None:
+    # Imported here: the failure classes pull in boto and redis, which the GC command
+    # that imports this module does not otherwise need.
+    from cargohold.storage.failures import log_failure
+
+    log_failure(log, exc, message)
+
+
 SCHEDULE_ACTOR = "schedule"  # in the tag history and the audit log
 FINISHED_JOBS_KEPT = timedelta(days=7)  # scan jobs done or failed, for the queue's log
 EVENTS_KEPT = timedelta(days=7)  # read events stay this long (webhook redelivery needs them)
@@ -70,8 +79,8 @@ def _sample_loop(settings: Settings, stop: threading.Event) -> None:
                 sample_usage(stores)
             finally:
                 stores.close()
-        except Exception:
-            log.exception("sampling storage usage failed; the next check tries again")
+        except Exception as exc:
+            _log_failure(exc, "sampling storage usage failed; the next check tries again")
         if stop.wait(USAGE_SAMPLE_CHECK_SECONDS):
             return
 
@@ -113,20 +122,20 @@ def run_once(settings: Settings) -> None:
             RetentionService(stores.meta, AuditStore(stores.engine)).run(
                 None, dry_run=False, actor=SCHEDULE_ACTOR
             )
-        except Exception:
+        except Exception as exc:
             # Collecting still goes ahead; the next interval applies the policies again.
-            log.exception("scheduled retention failed")
+            _log_failure(exc, "scheduled retention failed")
         try:
             collect(stores.meta, stores.blobs, options, "schedule")
         except GcBusy:
             log.info("scheduled garbage collection skipped: another one is running")
-        except Exception:
+        except Exception as exc:
             # The next interval tries again; serving must not stop because a collection failed.
-            log.exception("scheduled garbage collection failed")
+            _log_failure(exc, "scheduled garbage collection failed")
         try:
             purge_scan_records(stores, settings.scan_keep_results)
             purge_event_log(stores)
-        except Exception:
-            log.exception("scheduled cleanup of scan results and events failed")
+        except Exception as exc:
+            _log_failure(exc, "scheduled cleanup of scan results and events failed")
     finally:
         stores.close()

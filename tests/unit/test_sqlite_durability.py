@@ -4,6 +4,7 @@ control runs on sqlite3 directly; statements are prepared once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from sqlalchemy import event, literal, select
 from sqlalchemy.exc import OperationalError
 
 from cargohold.errors import StorageUnavailable
-from cargohold.storage.failures import storage_failure
+from cargohold.storage.failures import FULL_MESSAGE, log_failure, storage_failure
 from cargohold.storage.meta import SqlMetadataStore, UploadRecord, schema, sqlbase
 from cargohold.storage.meta.sql import create_sql_engine
 
@@ -101,3 +102,20 @@ def test_a_prepared_statement_is_built_once_per_store(tmp_path: Path) -> None:
         assert meta.get_upload("u3") is None
     finally:
         meta.close()
+
+
+def test_a_background_task_on_a_full_disk_logs_a_warning_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daily usage sampler and scheduled GC run beside serving: a full disk is the
+    operator's to fix and is said in one line; anything unexpected keeps its traceback."""
+    logger = logging.getLogger("cargohold.test.background")
+    full = OperationalError("COMMIT", None, sqlite3.OperationalError("database or disk is full"))
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        log_failure(logger, full, "sampling %s failed", "usage")
+        log_failure(logger, ValueError("a bug"), "sampling %s failed", "usage")
+    warning, error = caplog.records
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert warning.getMessage() == f"sampling usage failed: {FULL_MESSAGE}"
+    assert error.levelno == logging.ERROR and error.exc_info is not None
+    assert error.getMessage() == "sampling usage failed"

@@ -10,6 +10,7 @@ retry is safe, instead of an opaque internal error.
 from __future__ import annotations
 
 import errno
+import logging
 
 from botocore import exceptions as boto
 from redis import exceptions as redis_errors
@@ -79,3 +80,14 @@ def _classify(exc: BaseException) -> RegistryError | None:
 
 def _unavailable(store: str) -> StorageUnavailable:
     return StorageUnavailable(UNAVAILABLE_MESSAGE.format(store=store), detail={"store": store})
+
+
+def log_failure(logger: logging.Logger, exc: BaseException, message: str, *args: object) -> None:
+    """Log what stopped a background task: a full disk or a database that is away is the
+    operator's to fix, and a warning says which; a traceback is for what the code did not
+    expect."""
+    known = storage_failure(exc)
+    if known is not None:
+        logger.warning(message + ": %s", *args, known.message)
+    else:
+        logger.exception(message, *args, exc_info=exc)
